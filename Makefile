@@ -1,0 +1,23 @@
+# The two commands of the README. Both build .venv first (scripts/setup.sh; a no-op when nothing changed).
+PY := .venv/bin/python
+
+.PHONY: setup course test lock clean
+
+setup:
+	@scripts/setup.sh
+
+# Execute all five notebooks on the offline default; executed copies and the merged model land in runs/.
+course: setup
+	$(PY) scripts/run_course.py
+
+test: setup
+	$(PY) -m pytest
+
+# Rewrite constraints.txt from the current .venv (after changing a pin in requirements*.txt).
+lock:
+	@{ echo "# Every package of the CPU environment that CI tests, frozen by \`make lock\` (torch comes from scripts/setup.sh)."; \
+	   echo "# pip constraints on our machines, so that CI and \`make course\` install the same versions every time."; \
+	   $(PY) -m pip freeze --exclude-editable --exclude torch; } > constraints.txt
+
+clean:
+	rm -rf .venv runs
