@@ -1,0 +1,142 @@
+"""What machine is this? GPU, versions, Unsloth's backend, the Hub, and the precision to train in.
+
+Helpers return data; the notebooks print it. Every decision comes back with its reason.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+LIBRARIES = ("unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
+HUB_URL = "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtype to load and train in, and why."""
+
+    name: str  # "bf16", "fp16" or "fp32"
+    reason: str
+
+    @property
+    def bf16(self) -> bool:
+        return self.name == "bf16"
+
+    @property
+    def fp16(self) -> bool:
+        return self.name == "fp16"
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+
+
+def choose_precision(capability: tuple[int, int] | None, force: str | None = None) -> Precision:
+    """bf16 needs compute capability 8.0 (Ampere); a T4 (7.5) trains in fp16; a CPU in fp32.
+
+    `torch.cuda.is_bf16_supported()` is not used: it says True on a T4, where bf16 is only emulated.
+    `force` ("fp16", "bf16" or "fp32") overrides the choice where the hardware allows it, e.g. fp16 on an
+    A100 to train as a T4 would.
+    """
+    if force is not None:
+        if force not in ("fp16", "bf16", "fp32"):
+            raise ValueError(f"precision {force!r} is not one of fp16, bf16, fp32")
+        if capability is None and force != "fp32":
+            raise ValueError(f"{force} was asked for, but there is no GPU: on a CPU the course trains in fp32")
+        if force == "bf16" and capability[0] < 8:
+            raise ValueError(f"bf16 was asked for, but this GPU is compute capability {capability[0]}.{capability[1]}"
+                             " and bf16 needs 8.0 or more: use fp16 (or None to let the course choose)")
+        return Precision(force, f"forced to {force} by the notebook's settings")
+    if capability is None:
+        return Precision("fp32", "no GPU: the CPU path trains in fp32 (mixed precision on a CPU is slow or emulated)")
+    major, minor = capability
+    if major >= 8:
+        return Precision("bf16", f"compute capability {major}.{minor} >= 8.0 has native bf16 (no loss scaling needed)")
+    return Precision(
+        "fp16", f"compute capability {major}.{minor} < 8.0 has no native bf16 (a T4 is 7.5), so fp16 with loss scaling"
+    )
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    capability: tuple[int, int]
+    memory_gib: float
+
+
+def gpu() -> Gpu | None:
+    """The first CUDA GPU, or None on a CPU-only machine."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return Gpu(props.name, (props.major, props.minor), props.total_memory / 2**30)
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face Hub answers within `timeout` seconds. HF_HUB_OFFLINE=1 means no."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(HUB_URL, method="HEAD"), timeout=timeout):
+            return True
+    except Exception:  # refused, timed out, DNS failure, proxy error: all mean "not reachable from here"
+        return False
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the course's libraries ("missing" where not installed)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
+def unsloth_backend() -> str:
+    """Which device Unsloth chose at import ("cuda", "cpu", ...), or why we cannot tell yet."""
+    module = sys.modules.get("unsloth")
+    if module is None:
+        return "unknown: unsloth is not imported yet"
+    return getattr(module, "DEVICE_TYPE", "unknown")
+
+
+def environment_report(check_hub: bool = True) -> dict[str, str]:
+    """One row per fact, in the order a learner should read them."""
+    import torch
+
+    card = gpu()
+    precision = choose_precision(card.capability if card else None)
+    rows = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": f"{card.name} (compute capability {card.capability[0]}.{card.capability[1]}, "
+        f"{card.memory_gib:.1f} GiB)" if card else "none (CPU only)",
+        **library_versions(),
+        "unsloth backend": unsloth_backend(),
+        "colab": "yes" if in_colab() else "no",
+    }
+    if check_hub:
+        rows["hugging face hub"] = "reachable" if hub_reachable() else "NOT reachable (offline fallbacks will be used)"
+    rows["precision"] = f"{precision.name}: {precision.reason}"
+    return rows
+
+
+def format_report(rows: dict[str, str]) -> str:
+    width = max(map(len, rows))
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())

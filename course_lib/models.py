@@ -1,0 +1,58 @@
+"""Which model do the notebooks load? The Hub model when the Hub answers, else the tiny slice, and say so."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "baidu/ERNIE-4.5-0.3B-PT"  # 0.36B parameters: a T4 trains it in 16-bit in minutes
+LARGE_MODEL = "baidu/ERNIE-4.5-21B-A3B-PT"  # 21B mixture of experts (3B active): load it in 4-bit
+MODEL_ENV = "ERNIE_COURSE_MODEL"
+CHOICES = ("auto", "hub", "tiny", "random-0.3b")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name_or_path: str  # what to pass to from_pretrained
+    source: str  # "hub", "tiny" or "random-0.3b"
+    reason: str
+
+    @property
+    def offline(self) -> bool:
+        return self.source != "hub"
+
+    def banner(self) -> str:
+        if self.source == "hub":
+            return f"MODEL: {self.name_or_path} from the Hugging Face Hub ({self.reason})."
+        what = {
+            "tiny": "the TINY ERNIE-4.5 SLICE (2 layers, 0.5M parameters, pre-trained ~20 s on this machine)",
+            "random-0.3b": "a RANDOM-WEIGHT model of ERNIE-4.5-0.3B's full shape (built on this machine)",
+        }[self.source]
+        line = "!" * 100
+        return (f"{line}\nOFFLINE MODEL: {what}\n  at {self.name_or_path}\n  because {self.reason}.\n"
+                f"  Every cell runs as it would on the real model, but losses and answers are not the real "
+                f"model's.\n{line}")
+
+
+def resolve_model(hub_id: str = DEFAULT_MODEL, mode: str | None = None) -> ModelChoice:
+    """`mode` (default: $ERNIE_COURSE_MODEL, else "auto") is one of CHOICES.
+
+    auto: `hub_id` if the Hub answers, else the tiny slice. hub: `hub_id`, no check. tiny / random-0.3b:
+    build (once) and use the local model, e.g. in CI or for a teacher on a bad network.
+    """
+    from course_lib.environment import hub_reachable
+    from course_lib.tiny_ernie import ensure_tiny_ernie
+
+    explicit = mode or os.environ.get(MODEL_ENV)
+    mode = (explicit or "auto").strip().lower()
+    if mode not in CHOICES:
+        raise ValueError(f"{MODEL_ENV}={mode!r} is not one of {', '.join(CHOICES)}.")
+    if mode == "hub":
+        return ModelChoice(hub_id, "hub", f"{MODEL_ENV}=hub asked for it")
+    if mode == "auto":
+        if hub_reachable():
+            return ModelChoice(hub_id, "hub", "the Hub is reachable")
+        reason = f"the Hugging Face Hub is not reachable from this machine, so {hub_id} cannot be downloaded"
+        return ModelChoice(str(ensure_tiny_ernie("tiny")), "tiny", reason)
+    shape = "tiny" if mode == "tiny" else "0.3b"
+    return ModelChoice(str(ensure_tiny_ernie(shape)), mode, f"{MODEL_ENV}={mode} asked for it")

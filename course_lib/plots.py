@@ -1,0 +1,52 @@
+"""The course's plots. Each returns its matplotlib Figure (Jupyter shows it); nothing is saved unless asked."""
+
+from __future__ import annotations
+
+
+def _axes(title: str, xlabel: str, ylabel: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def losses_from_history(log_history: list[dict]) -> tuple[list[int], list[float]]:
+    """(steps, training losses) from `trainer.state.log_history`, leaving out the final summary row."""
+    rows = [row for row in log_history if "loss" in row and "step" in row]
+    return [row["step"] for row in rows], [float(row["loss"]) for row in rows]
+
+
+def plot_loss(log_history: list[dict], smooth: int = 5):
+    """Training loss per logged step, with a running mean over `smooth` points to show the trend."""
+    steps, losses = losses_from_history(log_history)
+    fig, ax = _axes("Training loss", "step", "loss (answer tokens only)")
+    ax.plot(steps, losses, marker=".", alpha=0.5, label="logged loss")
+    if len(losses) >= smooth:
+        means = [sum(losses[i - smooth + 1:i + 1]) / smooth for i in range(smooth - 1, len(losses))]
+        ax.plot(steps[smooth - 1:], means, linewidth=2, label=f"mean of {smooth}")
+    evals = [(row["step"], row["eval_loss"]) for row in log_history if "eval_loss" in row]
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="held-out loss")
+    ax.legend()
+    return fig
+
+
+def plot_schedule(learning_rates: list[float], warmup_steps: int):
+    """The learning rate at every optimizer step, as the trainer's own scheduler produces it."""
+    fig, ax = _axes("Learning-rate schedule", "optimizer step", "learning rate")
+    ax.plot(range(1, len(learning_rates) + 1), learning_rates)
+    if warmup_steps:
+        ax.axvline(warmup_steps, linestyle="--", color="grey", label=f"end of warm-up (step {warmup_steps})")
+        ax.legend()
+    return fig
+
+
+def plot_lengths(lengths: list[int], max_length: int):
+    """How many tokens each example has, against the max_length that truncates them."""
+    fig, ax = _axes("Tokens per example", "tokens", "examples")
+    ax.hist(lengths, bins=40)
+    ax.axvline(max_length, color="red", linestyle="--", label=f"max_length = {max_length}")
+    ax.legend()
+    return fig

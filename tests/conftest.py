@@ -1,0 +1,16 @@
+"""Shared test setup: the same import order as the notebooks, and nothing that touches the network."""
+
+import os
+
+# Unsloth patches transformers, PEFT and TRL when imported; import it first, as every notebook does, so the
+# tests exercise what a learner runs.
+import unsloth  # noqa: F401
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def offline_work_dir(tmp_path_factory, monkeypatch):
+    """No test reaches for the Hub, and every test writes into one shared temporary work folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
+    yield

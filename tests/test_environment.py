@@ -1,0 +1,52 @@
+import pytest
+
+from course_lib import environment
+from course_lib.environment import choose_precision
+
+
+@pytest.mark.parametrize(
+    "capability, expected",
+    [(None, "fp32"), ((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"), ((8, 9), "bf16"), ((9, 0), "bf16")],
+)
+def test_precision_rule(capability, expected):
+    precision = choose_precision(capability)
+    assert precision.name == expected
+    assert precision.bf16 == (expected == "bf16") and precision.fp16 == (expected == "fp16")
+    assert precision.reason  # every decision says why
+
+
+def test_precision_reason_names_the_t4_capability():
+    assert "7.5" in choose_precision((7, 5)).reason
+
+
+def test_precision_dtype():
+    import torch
+
+    assert choose_precision(None).torch_dtype is torch.float32
+    assert choose_precision((7, 5)).torch_dtype is torch.float16
+    assert choose_precision((8, 0)).torch_dtype is torch.bfloat16
+
+
+def test_hub_offline_flag_is_honoured(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert environment.hub_reachable() is False
+
+
+def test_report_on_this_machine():
+    rows = environment.environment_report(check_hub=False)
+    assert rows["gpu"] == "none (CPU only)"  # CI and our machines have no GPU
+    assert rows["precision"].startswith("fp32")
+    assert rows["unsloth backend"] == "cpu"  # conftest imported unsloth, which chose its CPU backend
+    for name in environment.LIBRARIES:
+        assert rows[name] != "missing", name
+    assert "precision" in environment.format_report(rows)
+
+
+def test_forced_precision():
+    assert choose_precision((9, 0), force="fp16").name == "fp16"  # an H100 training as a T4 would
+    with pytest.raises(ValueError, match="7.5"):
+        choose_precision((7, 5), force="bf16")
+    with pytest.raises(ValueError, match="no GPU"):
+        choose_precision(None, force="fp16")
+    with pytest.raises(ValueError, match="fp8"):
+        choose_precision((9, 0), force="fp8")
