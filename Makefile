@@ -10,8 +10,9 @@ setup:
 course: setup
 	$(PY) scripts/run_course.py
 
+# Unit tests, then every notebook executed by nbmake on the offline default (the tiny slice, bundled data).
 test: setup
-	$(PY) -m pytest
+	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work $(PY) -m pytest --nbmake tests notebooks
 
 # Rewrite constraints.txt from the current .venv (after changing a pin in requirements*.txt).
 lock:

@@ -140,3 +140,27 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
 def format_report(rows: dict[str, str]) -> str:
     width = max(map(len, rows))
     return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
+
+
+@dataclass(frozen=True)
+class Memory:
+    device: str
+    used_gib: float  # GPU: reserved by PyTorch; CPU: this process's resident memory
+    peak_gib: float | None
+    total_gib: float
+
+    def __str__(self) -> str:
+        peak = f", peak {self.peak_gib:.2f} GiB" if self.peak_gib is not None else ""
+        return f"{self.device}: {self.used_gib:.2f} GiB used of {self.total_gib:.1f} GiB{peak}"
+
+
+def memory() -> Memory:
+    """Memory in use now: the GPU's as PyTorch sees it, or this process's RAM on a CPU-only machine."""
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        return Memory(torch.cuda.get_device_name(0), torch.cuda.memory_reserved() / 2**30,
+                      torch.cuda.max_memory_reserved() / 2**30, torch.cuda.get_device_properties(0).total_memory / 2**30)
+    return Memory("CPU RAM (this process)", psutil.Process().memory_info().rss / 2**30, None,
+                  psutil.virtual_memory().total / 2**30)

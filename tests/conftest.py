@@ -10,7 +10,9 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def offline_work_dir(tmp_path_factory, monkeypatch):
-    """No test reaches for the Hub, and every test writes into one shared temporary work folder."""
+    """No test reaches for the Hub. Tests share one work folder: $ERNIE_COURSE_WORK when set (`make test`
+    sets it, so tests and notebooks build the tiny slice once), else a temporary one."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
+    if not os.environ.get("ERNIE_COURSE_WORK"):
+        monkeypatch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
     yield

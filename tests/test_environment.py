@@ -50,3 +50,13 @@ def test_forced_precision():
         choose_precision(None, force="fp16")
     with pytest.raises(ValueError, match="fp8"):
         choose_precision((9, 0), force="fp8")
+
+
+def test_memory_on_a_cpu_machine():
+    before = environment.memory()
+    block = b"x" * (300 * 2**20)  # 300 MiB, every page written
+    after = environment.memory()
+    assert before.device.startswith("CPU") and after.peak_gib is None
+    assert after.used_gib - before.used_gib > 0.25, (before, after)
+    assert "GiB used of" in str(after)
+    del block

@@ -1,0 +1,211 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1 · Setup: your machine, the libraries, and a first look at ERNIE-4.5
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/01_setup.ipynb)
+#
+# **You will learn** to check what machine you are on and what that decides (the precision you can train
+# in), to load ERNIE-4.5 with Unsloth, what is inside the model, and what ERNIE's chat format looks like.
+#
+# **You need** a Colab runtime with a GPU: *Runtime → Change runtime type → T4 GPU*. Without a GPU, or
+# without the Hugging Face Hub, every cell still runs, on a tiny stand-in model, and says so.
+#
+# **Time on a T4:** about 5 minutes, most of it installing.
+
+# %% [markdown]
+# ## 0 · Install (Colab only)
+#
+# On Colab this clones the course and installs its pinned packages (about 2 minutes). Unsloth goes in with
+# `--no-deps` so that it cannot replace Colab's own CUDA build of PyTorch. Elsewhere the cell does nothing:
+# `make setup` already installed the same versions into `.venv`.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown]
+# ## 1 · Import Unsloth first
+#
+# Unsloth speeds up training by patching `transformers`, `peft` and `trl` as it is imported, so it must be
+# imported before them. It also looks for a GPU and says which backend it chose: `cuda` on Colab, or its
+# CPU backend (plain transformers + PEFT underneath) on a machine without one.
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %% [markdown]
+# ## 2 · What machine is this?
+#
+# Read the last line first. bf16 needs a GPU of compute capability 8.0 or newer (A100, L4, H100). A T4 is
+# 7.5: it trains in fp16 with loss scaling. (`torch.cuda.is_bf16_supported()` answers *True* on a T4,
+# because bf16 can be emulated there, slowly; the capability is the honest test.) A CPU trains in fp32.
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown]
+# ## 3 · Settings
+#
+# The course's default is ERNIE-4.5-0.3B-PT: 0.36B parameters, a *base* model (PT = pre-trained, not yet
+# taught to chat). For real work, switch to the 21B mixture-of-experts model, which activates 3B parameters
+# per token; it needs `LOAD_IN_4BIT = True` and a larger GPU than a T4 (about 24 GB).
+
+# %% tags=["parameters"]
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
+LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+
+# %% [markdown]
+# Which model will actually load? If the Hub cannot be reached (or `ERNIE_COURSE_MODEL=tiny` is set), the
+# course falls back to a tiny ERNIE-4.5 slice built on this machine, and the banner below says so loudly.
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %% [markdown]
+# ## 4 · Load the model with Unsloth
+#
+# One call loads the weights and the tokenizer. `dtype` is the precision chosen above; watch the memory
+# before and after.
+
+# %%
+print("before:", env.memory())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown]
+# ## 5 · What is inside
+#
+# ERNIE-4.5-0.3B is a decoder-only transformer: token embeddings, a stack of identical blocks (attention
+# and an MLP), and an output head that shares its weights with the embeddings. Count the parameters, then
+# look at the blocks.
+
+# %%
+n_parameters = sum(p.numel() for p in model.parameters())
+print(f"{n_parameters:,} parameters, stored as {next(model.parameters()).dtype}")
+print(f"{model.config.num_hidden_layers} blocks, hidden size {model.config.hidden_size}, "
+      f"vocabulary {model.config.vocab_size:,} tokens")
+
+# %%
+print(model)
+
+# %% [markdown]
+# The attention uses *grouped-query attention*: many query heads share a few key/value heads, which makes
+# `k_proj` and `v_proj` narrower than `q_proj`. These seven Linear layers per block (`q/k/v/o_proj` and
+# `gate/up/down_proj`) are where LoRA will add its adapters in notebook 2.
+
+# %%
+config = model.config
+attention = model.model.layers[0].self_attn
+print(f"{config.num_attention_heads} query heads share {config.num_key_value_heads} key/value heads "
+      f"of {config.head_dim} dimensions each")
+for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+    layer = getattr(attention, name)
+    print(f"  {name}: {layer.in_features} -> {layer.out_features}")
+
+# %% [markdown]
+# ## 6 · The tokenizer
+#
+# The model reads token ids, not text. Three special tokens matter: padding (id 0), and the two markers of
+# ERNIE's chat format, `<|begin_of_sentence|>` and `<|end_of_sentence|>`.
+
+# %%
+for token in ("<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>"):
+    print(f"{token:>22} -> id {tokenizer.convert_tokens_to_ids(token)}")
+
+# %%
+sentence = "Maya buys 3 pens at $2 each."
+ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+print(len(ids), "tokens:", tokenizer.convert_ids_to_tokens(ids))
+
+# %% [markdown]
+# ## 7 · ERNIE's chat format
+#
+# A conversation is rendered into one string by the tokenizer's chat template: `User: ...`, a newline,
+# `Assistant: ...`, and `<|end_of_sentence|>` closing each answer. Fine-tuning teaches the model to
+# continue after `Assistant: ` and to stop with that end marker.
+
+# %%
+conversation = [
+    {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
+    {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},
+]
+print(tokenizer.apply_chat_template(conversation, tokenize=False))
+
+# %% [markdown]
+# To ask a question, render only the user turn and add the *generation prompt*, `Assistant: `; the model
+# writes what follows.
+
+# %%
+prompt = tokenizer.apply_chat_template(conversation[:1], tokenize=False, add_generation_prompt=True)
+print(repr(prompt))
+
+# %% [markdown]
+# ## 8 · Ask the base model
+#
+# `FastLanguageModel.for_inference` switches Unsloth to its faster generation path. Greedy decoding
+# (`do_sample=False`) makes the answer repeatable. A base model has never seen this chat format: expect it
+# to ramble, or not to stop. That is what fine-tuning fixes.
+
+# %%
+from transformers import TextStreamer
+
+FastLanguageModel.for_inference(model)
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+_ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextStreamer(tokenizer, skip_prompt=True))
+
+# %% [markdown]
+# ## Summary
+#
+# - Import Unsloth first; it reports the backend it chose.
+# - The GPU's compute capability decides the precision: bf16 at 8.0+, fp16 on a T4, fp32 on a CPU.
+# - `FastLanguageModel.from_pretrained` returns the model and its tokenizer in one call.
+# - ERNIE-4.5-0.3B has 18 blocks of grouped-query attention and an MLP; LoRA will adapt their seven Linear
+#   layers.
+# - ERNIE's chat format is `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`.
+#
+# Next: notebook 2 adds LoRA adapters and counts what they cost.
+#
+# ## Exercises
+#
+# 1. Change the question in section 7 and ask again. Does the base model ever stop by itself?
+# 2. Tokenize a sentence in another language you know. How many tokens does it take, compared with English?
+# 3. Set `LOAD_IN_4BIT = True` (GPU only) and rerun section 4. How much memory does 4-bit save here?
