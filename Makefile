@@ -18,7 +18,7 @@ test: setup
 lock:
 	@{ echo "# Every package of the CPU environment that CI tests, frozen by \`make lock\` (torch comes from scripts/setup.sh)."; \
 	   echo "# pip constraints on our machines, so that CI and \`make course\` install the same versions every time."; \
-	   $(PY) -m pip freeze --exclude-editable --exclude torch; } > constraints.txt
+	   $(PY) -m pip freeze --all --exclude-editable --exclude torch; } > constraints.txt
 
 clean:
 	rm -rf .venv runs

@@ -1,0 +1,47 @@
+"""When a notebook is opened alone: recreate what an earlier notebook would have saved, and say so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COLAB_CLONE = Path("/content/ernie-lora-course")  # where the install cell clones the course on Colab
+
+
+def copy_out_script() -> Path:
+    """examples/finetune_ernie.py, in this checkout or in the Colab clone."""
+    for root in (Path(__file__).resolve().parent.parent, COLAB_CLONE):
+        script = root / "examples" / "finetune_ernie.py"
+        if script.exists():
+            return script
+    raise FileNotFoundError("examples/finetune_ernie.py not found: run notebook 4 first, or clone the course "
+                            f"repository to {COLAB_CLONE}")
+
+
+def ensure_adapter(adapter_dir: Path, base_model: str, max_steps: int = 60) -> str:
+    """Notebook 4's LoRA adapter in `adapter_dir`; if there is none, train one with the course defaults by
+    running the copy-out script (the same Unsloth + TRL calls as notebook 4). Returns what happened."""
+    adapter_dir = Path(adapter_dir)
+    if (adapter_dir / "adapter_config.json").exists():
+        return f"found notebook 4's adapter in {adapter_dir}"
+    if adapter_dir.name != "lora-adapter":
+        raise ValueError(f"the copy-out script writes to a folder named lora-adapter, not {adapter_dir.name}")
+    from course_lib.data import load_math_dataset
+
+    rows, data_choice = load_math_dataset("train")
+    data_file = adapter_dir.parent / "data" / f"{data_choice.source}-train.jsonl"
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    data_file.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n"
+                                 for q, a in zip(rows["question"], rows["answer"])))
+    start = time.perf_counter()
+    # The script writes OUTPUT/lora-adapter, so OUTPUT is the adapter's parent folder.
+    command = [sys.executable, str(copy_out_script()), "--model", base_model, "--data", str(data_file),
+               "--output", str(adapter_dir.parent), "--max-steps", str(max_steps), "--no-merge"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"training the fallback adapter failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return (f"notebook 4's adapter was not found: trained one with the course defaults ({max_steps} steps, "
+            f"{data_choice.source} data, {time.perf_counter() - start:.0f} s) into {adapter_dir}")
