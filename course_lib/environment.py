@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 LIBRARIES = ("unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
 HUB_URL = "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
+PRECISION_ENV = "ERNIE_COURSE_PRECISION"  # fp16 / bf16 / fp32: e.g. train on an A100 as a T4 would
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,12 @@ def choose_precision(capability: tuple[int, int] | None, force: str | None = Non
     """bf16 needs compute capability 8.0 (Ampere); a T4 (7.5) trains in fp16; a CPU in fp32.
 
     `torch.cuda.is_bf16_supported()` is not used: it says True on a T4, where bf16 is only emulated.
-    `force` ("fp16", "bf16" or "fp32") overrides the choice where the hardware allows it, e.g. fp16 on an
-    A100 to train as a T4 would.
+    `force` ("fp16", "bf16" or "fp32"; default: $ERNIE_COURSE_PRECISION) overrides the choice where the
+    hardware allows it, e.g. fp16 on an A100 to train as a T4 would.
     """
+    source = "the notebook's settings"
+    if force is None and os.environ.get(PRECISION_ENV):
+        force, source = os.environ[PRECISION_ENV].strip().lower(), f"{PRECISION_ENV}={os.environ[PRECISION_ENV]}"
     if force is not None:
         if force not in ("fp16", "bf16", "fp32"):
             raise ValueError(f"precision {force!r} is not one of fp16, bf16, fp32")
@@ -52,7 +56,7 @@ def choose_precision(capability: tuple[int, int] | None, force: str | None = Non
         if force == "bf16" and capability[0] < 8:
             raise ValueError(f"bf16 was asked for, but this GPU is compute capability {capability[0]}.{capability[1]}"
                              " and bf16 needs 8.0 or more: use fp16 (or None to let the course choose)")
-        return Precision(force, f"forced to {force} by the notebook's settings")
+        return Precision(force, f"forced to {force} by {source}")
     if capability is None:
         return Precision("fp32", "no GPU: the CPU path trains in fp32 (mixed precision on a CPU is slow or emulated)")
     major, minor = capability

@@ -47,7 +47,9 @@ def rank_slider(shapes, total_parameters: int, value: int = 16):
                 f"<b>{100 * trainable / total_parameters:.2f}%</b> of the model's {total_parameters:,}; "
                 f"lora_alpha = 2r = {2 * r}")
 
-    slider = widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128], value=value, description="LoRA r")
+    # Powers of two, plus the settings' own rank if it is none (LORA_R = 12 must not break the cell).
+    options = sorted({1, 2, 4, 8, 16, 32, 64, 128, value})
+    slider = widgets.SelectionSlider(options=options, value=value, description="LoRA r")
     return _with_readout(slider, describe)
 
 

@@ -3,6 +3,7 @@
     python scripts/run_course.py                       # all five English notebooks -> runs/executed/en/
     python scripts/run_course.py --edition zh 04       # one notebook of the Chinese edition
     python scripts/run_course.py --set MAX_STEPS=30    # override a settings-cell constant, as papermill does
+    python scripts/run_course.py --measure-gpu         # also record each kernel's peak GPU memory (bench/run_gpu.sh)
 
 Models, data and the merged model land in $ERNIE_COURSE_WORK (default here: runs/work). Per-notebook wall
 times are printed and written to runs/executed/<edition>/timings.json.
@@ -32,9 +33,17 @@ def inject_parameters(notebook, assignments: list[str]) -> None:
     notebook.cells.insert(index + 1, cell)
 
 
-def run(path: Path, out_dir: Path, assignments: list[str], timeout: int) -> float:
+MEASURE_GPU = """# appended by scripts/run_course.py --measure-gpu
+import json, torch
+print("PEAK_GPU " + json.dumps({"peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
+                                "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30}))"""
+
+
+def run(path: Path, out_dir: Path, assignments: list[str], timeout: int, measure_gpu: bool) -> dict:
     notebook = nbformat.read(path, as_version=4)
     inject_parameters(notebook, assignments)
+    if measure_gpu:
+        notebook.cells.append(nbformat.v4.new_code_cell(MEASURE_GPU))
     start = time.perf_counter()
     try:
         NotebookClient(notebook, timeout=timeout, kernel_name="python3",
@@ -42,7 +51,11 @@ def run(path: Path, out_dir: Path, assignments: list[str], timeout: int) -> floa
     finally:
         out_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, out_dir / path.name)  # also when it failed: the traceback is in the copy
-    return time.perf_counter() - start
+    result = {"seconds": round(time.perf_counter() - start, 1)}
+    if measure_gpu:
+        text = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+        result.update(json.loads(text.split("PEAK_GPU ", 1)[1]))
+    return result
 
 
 def main() -> None:
@@ -52,6 +65,7 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "executed")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--measure-gpu", action="store_true")
     args = parser.parse_args()
 
     os.environ.setdefault("ERNIE_COURSE_WORK", str(ROOT / "runs" / "work"))
@@ -62,10 +76,11 @@ def main() -> None:
     timings = {}
     for path in paths:
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
-        timings[path.name] = round(run(path, out_dir, args.assignments, args.timeout), 1)
-        print(f"  done in {timings[path.name]} s -> {out_dir / path.name}", flush=True)
+        timings[path.name] = run(path, out_dir, args.assignments, args.timeout, args.measure_gpu)
+        print(f"  done: {timings[path.name]} -> {out_dir / path.name}", flush=True)
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    print(f"all {len(paths)} notebooks in {sum(timings.values()):.0f} s; work folder: {os.environ['ERNIE_COURSE_WORK']}")
+    total = sum(t["seconds"] for t in timings.values())
+    print(f"all {len(paths)} notebooks in {total:.0f} s; work folder: {os.environ['ERNIE_COURSE_WORK']}")
 
 
 if __name__ == "__main__":

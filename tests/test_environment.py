@@ -60,3 +60,11 @@ def test_memory_on_a_cpu_machine():
     assert after.used_gib - before.used_gib > 0.25, (before, after)
     assert "GiB used of" in str(after)
     del block
+
+
+def test_precision_forced_from_the_environment(monkeypatch):
+    monkeypatch.setenv(environment.PRECISION_ENV, "fp16")
+    precision = choose_precision((9, 0))
+    assert precision.name == "fp16" and "ERNIE_COURSE_PRECISION=fp16" in precision.reason
+    with pytest.raises(ValueError, match="no GPU"):
+        choose_precision(None)  # a CPU cannot honour it, and says so

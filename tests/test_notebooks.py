@@ -175,6 +175,16 @@ def parameters_in_source(path: Path, qualified: str) -> set[str]:
     return {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
 
 
+def init_parameters(cls) -> set[str]:
+    """__init__'s parameters, looking through wrappers (Unsloth subclasses SFTTrainer with *args, **kwargs)."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            parameters = inspect.signature(klass.__init__).parameters
+            if not any(p.kind is p.VAR_POSITIONAL for p in parameters.values()):
+                return set(parameters)
+    raise AssertionError(f"no concrete __init__ found for {cls}")
+
+
 def upstream_keywords() -> dict[str, list[set[str]]]:
     """For each call a learner copies: the keyword sets of every implementation it may reach (GPU and CPU)."""
     import trl
@@ -185,7 +195,7 @@ def upstream_keywords() -> dict[str, list[set[str]]]:
     sft_fields = {field.name for field in dataclasses.fields(trl.SFTConfig)}
     return {
         "SFTConfig": [sft_fields],
-        "SFTTrainer": [set(inspect.signature(trl.SFTTrainer.__init__).parameters)],
+        "SFTTrainer": [init_parameters(trl.SFTTrainer)],
         "FastLanguageModel.from_pretrained": [
             parameters_in_source(unsloth_dir / "models" / "loader.py", "FastLanguageModel.from_pretrained"),
             set(inspect.signature(FastCPUModel.from_pretrained).parameters)],
@@ -201,9 +211,9 @@ def test_keywords_the_notebooks_pass_still_exist_upstream():
     """When TRL or Unsloth renames an argument, this fails here instead of in a learner's Colab."""
     upstream = upstream_keywords()
     checked = 0
-    for source in SOURCES + [ROOT / "examples" / "finetune_ernie.py"]:
-        found = calls(source) if source.suffix == ".py" and source.parent.name != "examples" else [
-            node for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Call)]
+    script = ROOT / "examples" / "finetune_ernie.py"
+    script_calls = [node for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.Call)]
+    for source, found in [(s, calls(s)) for s in SOURCES] + [(script, script_calls)]:
         for call in found:
             name = call_name(call)
             key = "save_pretrained_merged" if name.endswith(".save_pretrained_merged") else name

@@ -1,0 +1,335 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2 · LoRA: what gets trained, and how much
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/02_lora_configuration.ipynb)
+#
+# **You will learn** what full fine-tuning would cost, how LoRA replaces it with two small matrices per
+# layer, how to count their parameters by hand (and check the count against PEFT's), what the rank `r`,
+# `lora_alpha` and rsLoRA do to the update's scale, which layers get adapters, and why a fresh adapter
+# changes nothing until it is trained.
+#
+# **You need** a Colab runtime with a GPU: *Runtime → Change runtime type → T4 GPU*. Without a GPU, or
+# without the Hugging Face Hub, every cell still runs, on a tiny stand-in model, and says so.
+#
+# **Time on a T4:** about 4 minutes, most of it installing.
+
+# %% [markdown]
+# ## 0 · Install (Colab only)
+#
+# On Colab this clones the course and installs its pinned packages (about 2 minutes). Unsloth goes in with
+# `--no-deps` so that it cannot replace Colab's own CUDA build of PyTorch. Elsewhere the cell does nothing:
+# `make setup` already installed the same versions into `.venv`.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown]
+# ## 1 · Import Unsloth first, and check the machine
+#
+# As in notebook 1: Unsloth patches `transformers`, `peft` and `trl` as it is imported, so it comes first.
+# The report's last line is the precision the model will be loaded in.
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown]
+# ## 2 · Settings
+#
+# The LoRA settings are the ones this notebook is about: the rank `LORA_R`, its scale `LORA_ALPHA`, the
+# layers it adapts, and rsLoRA. Notebook 4 uses the same values; change them here, then rerun from the top.
+
+# %% tags=["parameters"]
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
+LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
+LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
+LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # attention + MLP
+USE_RSLORA = False  # True: scale by alpha / sqrt(r), which keeps large ranks learning
+SEED = 3407  # seeds the adapters' random start
+
+# %% [markdown]
+# Which model will load? Offline, the course falls back to a tiny ERNIE-4.5 slice and the banner says so.
+# Its counts below are the slice's; the real model's are given in the text for comparison.
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %% [markdown]
+# ## 3 · Full fine-tuning: every parameter, and its memory bill
+#
+# Full fine-tuning would update every parameter. Which ones are *marked* trainable (`requires_grad`) right
+# after loading depends on the path: Unsloth's CPU backend leaves all of them trainable; on a GPU, Unsloth
+# freezes them all at once, expecting LoRA (its load message says "Switching to 16bit LoRA"), unless
+# `from_pretrained` was given `full_finetuning=True`.
+
+# %%
+n_parameters = sum(p.numel() for p in model.parameters())
+n_requires_grad = sum(p.numel() for p in model.parameters() if p.requires_grad)
+print(f"{n_parameters:,} parameters: full fine-tuning would train all of them")
+print(f"marked trainable right after loading: {n_requires_grad:,}")
+
+# %% [markdown]
+# Training a parameter with AdamW costs far more than storing it: the optimizer keeps a gradient and two
+# running averages (moments) beside each weight, all in fp32 (16 bytes). A frozen weight costs only itself,
+# in the dtype it was loaded in. Activations come on top of both and are left out here. (For the 21B
+# ERNIE model, 16 bytes a parameter would be 336 GB.)
+
+# %%
+BYTES_PER_TRAINED = {"weight (fp32)": 4, "gradient (fp32)": 4, "AdamW 1st moment": 4, "AdamW 2nd moment": 4}
+bytes_per_trained = sum(BYTES_PER_TRAINED.values())
+bytes_per_frozen = next(model.parameters()).element_size()  # 2 in fp16/bf16, 4 in fp32
+full_bill = n_parameters * bytes_per_trained
+print(" + ".join(f"{name} {size} B" for name, size in BYTES_PER_TRAINED.items()), f"= {bytes_per_trained} B")
+print(f"full fine-tuning: {n_parameters:,} x {bytes_per_trained} B = {full_bill / 2**20:,.1f} MiB + activations")
+
+# %% [markdown]
+# ## 4 · LoRA: W x + (B A) x · alpha / r
+#
+# LoRA freezes each weight matrix `W` (out × in) and learns a low-rank update beside it: `A` (r × in) and
+# `B` (out × r). The layer computes `W x + (B A) x · alpha / r`. Take one real layer, the first block's
+# `q_proj`, and work out the sizes by hand.
+
+# %%
+W = model.model.layers[0].self_attn.q_proj.weight
+fan_out, fan_in = W.shape
+print(f"W: {fan_out} x {fan_in} = {W.numel():,} parameters")
+print(f"A: {LORA_R} x {fan_in} = {LORA_R * fan_in:,}   B: {fan_out} x {LORA_R} = {fan_out * LORA_R:,}")
+adapter = LORA_R * (fan_in + fan_out)
+print(f"A + B = r x (in + out) = {adapter:,} parameters, {100 * adapter / W.numel():.1f}% of W's")
+
+# %% [markdown]
+# `B A` has W's shape, so it can be added to W, but it can only change W along `r` directions: its rank is
+# at most `r`. Random A and B of the right shapes show it.
+
+# %%
+import torch
+
+A = torch.randn(LORA_R, fan_in)
+B = torch.randn(fan_out, LORA_R)
+print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
+      f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
+
+# %% [markdown]
+# ## 5 · Choose the rank
+#
+# Move the slider: the line under it counts what LoRA would train at that rank, over every layer named in
+# `TARGET_MODULES`. (Run headless, the slider keeps its default, `LORA_R`.)
+
+# %%
+from course_lib.widgets import linear_shapes, rank_slider
+
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R)
+r_slider
+
+# %% [markdown]
+# The next cell reads the slider. `lora_alpha` follows `r`, keeping the ratio of your settings
+# (`LORA_ALPHA / LORA_R`, 2 by default): the course's rule is `lora_alpha = 2 * r`.
+
+# %%
+r = r_slider.value
+lora_alpha = LORA_ALPHA * r // LORA_R  # 2 * r with the default settings
+print(f"r = {r}, lora_alpha = {lora_alpha}")
+
+# %% [markdown]
+# ## 6 · r, lora_alpha and rsLoRA: the update's scale
+#
+# PEFT multiplies `B A x` by `alpha / r`; rsLoRA (rank-stabilized LoRA) by `alpha / sqrt(r)`. Compare both,
+# with `alpha = 2r` and with alpha fixed at `LORA_ALPHA`.
+
+# %%
+print(f"{'r':>5} | alpha = 2r:  alpha/r  alpha/sqrt(r) | alpha = {LORA_ALPHA}:  alpha/r  alpha/sqrt(r)")
+for rank in (4, 8, 16, 32, 64, 128):
+    print(f"{rank:>5} | {2 * rank:>10}  {2 * rank / rank:>7.3f}  {2 * rank / rank ** 0.5:>13.3f} "
+          f"| {LORA_ALPHA:>10}  {LORA_ALPHA / rank:>7.3f}  {LORA_ALPHA / rank ** 0.5:>13.3f}")
+
+# %% [markdown]
+# With alpha fixed, the standard scale `alpha / r` shrinks as the rank grows: a rank-128 adapter's update
+# is scaled 32 times less than a rank-4 one's, so large ranks learn slowly and bring little. rsLoRA divides
+# by `sqrt(r)`, the scale that keeps the update's size steady across ranks, so larger ranks keep learning.
+# The course's `alpha = 2r` avoids the shrinking another way (the scale stays 2); with rsLoRA on, keep alpha
+# fixed instead, or the scale grows as `2 sqrt(r)`.
+
+# %%
+scaling = lora_alpha / r ** 0.5 if USE_RSLORA else lora_alpha / r
+print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} -> scale {scaling:.3f}")
+
+# %% [markdown]
+# ## 7 · Count the adapters by hand, then add them
+#
+# Every Linear layer whose name ends in one of `TARGET_MODULES` gets its own A and B, so LoRA adds
+# `r × (in + out)` parameters per layer. Sum them before asking PEFT. (On the real ERNIE-4.5-0.3B, r = 16 on
+# all seven projections of its 18 blocks gives 6,045,696 parameters, 1.7% of the model; the tiny slice is
+# only 128 wide, so the same r is a far larger share of it.)
+
+# %%
+shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
+print(f"{len(shapes)} layers match; first: {shapes[0]}")
+print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
+      f"{100 * hand_count / n_parameters:.2f}% of the model's {n_parameters:,}")
+
+# %% [markdown]
+# Section 9 will check that a fresh adapter changes nothing. Keep the model's output (its logits) on one
+# prompt now, before LoRA is added.
+
+# %%
+question = [{"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"}]
+prompt = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+with torch.no_grad():
+    logits_before = model(**inputs).logits
+print(f"logits before LoRA: {tuple(logits_before.shape)} (batch, tokens, vocabulary)")
+
+# %% [markdown]
+# Now the call itself. On a GPU it is Unsloth's fast LoRA path; on a CPU, Unsloth hands it to PEFT. The
+# keywords are the same on both.
+
+# %%
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=r,  # rank: 8, 16, 32, 64; 16 suits a small task like ours
+    target_modules=TARGET_MODULES,  # all seven projections; attention only trains fewer parameters
+    lora_alpha=lora_alpha,  # scale numerator: B A x is multiplied by alpha / r; 2 x r is a good start
+    lora_dropout=LORA_DROPOUT,  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting
+    bias="none",  # "none" is fastest in Unsloth; ERNIE's Linear layers have no bias anyway
+    use_gradient_checkpointing="unsloth",  # recompute activations in backward: less memory, longer contexts
+    random_state=SEED,  # seeds A's random start, so runs repeat
+    use_rslora=USE_RSLORA,  # True: scale by alpha / sqrt(r) instead of alpha / r
+)
+
+# %% [markdown]
+# PEFT counts the trainable parameters too. The two counts must agree.
+
+# %%
+trainable, total = model.get_nb_trainable_parameters()
+print(f"by hand: {hand_count:,}   PEFT: {trainable:,}   equal: {hand_count == trainable}")
+print(f"PEFT's total {total:,} = the model's {n_parameters:,} + the adapters {trainable:,}")
+assert trainable == hand_count
+
+# %% [markdown]
+# Back to the memory bill of section 3: with LoRA, only the adapters pay the 16 bytes of training; the
+# frozen model pays only for its weights.
+
+# %%
+lora_bill = n_parameters * bytes_per_frozen + trainable * bytes_per_trained
+print(f"LoRA: {n_parameters:,} frozen x {bytes_per_frozen} B + {trainable:,} trained x {bytes_per_trained} B "
+      f"= {lora_bill / 2**20:,.1f} MiB")
+print(f"full fine-tuning: {full_bill / 2**20:,.1f} MiB, {full_bill / lora_bill:.1f} times LoRA's")
+
+# %% [markdown]
+# ## 8 · Which layers got adapters
+#
+# PEFT swapped each targeted Linear layer for a LoRA layer holding `lora_A` and `lora_B`. List them, grouped
+# by kind: each block contributes one of each.
+
+# %%
+from collections import Counter
+
+wrapped = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
+print(f"{len(wrapped)} layers have adapters, first: {wrapped[0]}")
+for kind, count in Counter(name.split(".")[-1] for name in wrapped).items():
+    print(f"  {kind:<10} {count}")
+
+# %% [markdown]
+# Everything else (embeddings, norms, the frozen `W`s inside the wrapped layers) no longer trains: only the
+# `lora_A` and `lora_B` tensors do.
+
+# %%
+trainable_names = [name for name, p in model.named_parameters() if p.requires_grad]
+print(f"{len(trainable_names)} trainable tensors, all LoRA: {all('lora_' in name for name in trainable_names)}")
+print("for example:", trainable_names[:2])
+
+# %% [markdown]
+# One wrapped layer up close: `base_layer` is the frozen W, `lora_A` maps `in` features down to `r`, and
+# `lora_B` maps them back up to `out`. PEFT stores the scale it will apply; compare it with section 6.
+
+# %%
+q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+print(q_proj)
+print(f"PEFT's scaling: {q_proj.scaling['default']:.3f}   expected: {scaling:.3f}")
+
+# %% [markdown]
+# ## 9 · A fresh adapter changes nothing
+#
+# PEFT starts `B` at zero (and `A` random), so `B A x` is zero and the model computes exactly what it did
+# before. Training then moves `B` away from zero; the random `A` is what lets its gradient be non-zero.
+
+# %%
+lora_B = [module.weight for name, module in model.named_modules() if name.endswith("lora_B.default")]
+lora_A = [module.weight for name, module in model.named_modules() if name.endswith("lora_A.default")]
+print(f"{len(lora_B)} lora_B matrices, all zero: {all(bool((w == 0).all()) for w in lora_B)}")
+print(f"{len(lora_A)} lora_A matrices, mean |value|: {torch.cat([w.flatten() for w in lora_A]).abs().mean():.4f}")
+
+# %% [markdown]
+# The same prompt as before LoRA was added: the largest difference between the logits should be 0.
+
+# %%
+with torch.no_grad():
+    logits_after = model(**inputs).logits
+print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
+
+# %% [markdown]
+# ## Summary
+#
+# - Full fine-tuning trains every parameter at about 16 bytes each with AdamW; LoRA trains only small
+#   adapters and leaves the model frozen at 2 bytes (16-bit) a parameter.
+# - Each adapted Linear layer gets `A` (r × in) and `B` (out × r): `r × (in + out)` parameters, and an
+#   update `B A x · alpha / r` of rank at most `r`.
+# - Count the adapters by hand before `FastLanguageModel.get_peft_model`; PEFT's count must match.
+# - `alpha / r` shrinks with the rank when alpha is fixed; the course keeps `alpha = 2r`, and rsLoRA
+#   (`alpha / sqrt(r)`) is the other fix.
+# - `B` starts at zero, so the model's output is unchanged until training moves it.
+#
+# Next: notebook 3 turns word problems into ERNIE's chat format, ready to train on.
+#
+# ## Exercises
+#
+# 1. Set `TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]` (attention only) and rerun. How many
+#    trainable parameters are left, and which kinds disappear from section 8's list?
+# 2. Set `USE_RSLORA = True` and rerun. Does PEFT's stored scaling follow section 6's `alpha / sqrt(r)`?
+# 3. Set `LORA_R = 64` and `LORA_ALPHA = 128`. By how much do the trainable parameters and LoRA's memory
+#    bill grow? Is the logits difference in section 9 still 0?
