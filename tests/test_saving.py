@@ -1,0 +1,222 @@
+"""course_lib.saving, and the merge it measures: Unsloth's save_pretrained_merged on the tiny slice must
+reproduce base + adapter within the tolerance notebook 5 states, and a wrong merge must fail it."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from course_lib.data import bundled_rows, to_messages
+from course_lib.saving import (check_agreement, compare_logits, describe_folder, folder_size, human_size,
+                               stored_dtypes)
+from course_lib.tiny_ernie import ensure_tiny_ernie, make_tiny_ernie
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "en" / "05_merge_and_save.py"
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def notebook_setting(name: str):
+    """A constant of notebook 5's settings, read from its source: the tests hold the notebook to its word."""
+    for node in ast.walk(ast.parse(NOTEBOOK.read_text())):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return ast.literal_eval(node.value)
+    raise KeyError(name)
+
+
+LOGIT_TOLERANCE = notebook_setting("LOGIT_TOLERANCE")["fp32"]  # the tests run on the CPU, in fp32
+MIN_TOP1_AGREEMENT = notebook_setting("MIN_TOP1_AGREEMENT")
+
+
+def test_folder_size_counts_every_file_recursively(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "b.txt").write_bytes(b"y" * 234)
+    (tmp_path / "sub" / "deeper" / "c").write_bytes(b"z" * 10)
+    assert folder_size(tmp_path) == 1244
+    assert folder_size(tmp_path / "sub" / "b.txt") == 234
+    assert folder_size(tmp_path / "missing") == 0
+
+
+def test_human_size_uses_powers_of_1024():
+    assert [human_size(n) for n in (0, 617, 1536, 5 * 2**20, 3 * 2**30, 2**50)] == [
+        "0 B", "617 B", "1.5 KB", "5.0 MB", "3.0 GB", "1048576.0 GB"]
+
+
+def test_describe_folder_lists_files_largest_first_and_the_total(tmp_path):
+    (tmp_path / "small.json").write_bytes(b"{}")
+    (tmp_path / "weights.safetensors").write_bytes(b"w" * 3072)
+    lines = describe_folder(tmp_path).splitlines()
+    assert lines[0].split() == ["weights.safetensors", "3.0", "KB"]
+    assert lines[1].split() == ["small.json", "2", "B"]
+    assert lines[2] == f"2 files, 3.0 KB in {tmp_path}"
+
+
+def test_stored_dtypes_reads_the_safetensors_headers(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(3, 4, dtype=torch.bfloat16), "b": torch.zeros(5, dtype=torch.float32)},
+              tmp_path / "model-00001.safetensors", metadata={"format": "pt"})
+    save_file({"c": torch.zeros(2, 2, dtype=torch.bfloat16)}, tmp_path / "model-00002.safetensors")
+    assert stored_dtypes(tmp_path) == {"BF16": 16, "F32": 5}
+    assert stored_dtypes(tmp_path / "missing") == {}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A random-weight slice in memory (no pre-training: these tests need its shapes, not its skill)."""
+    model, tokenizer = make_tiny_ernie("tiny", seed=0)
+    return model.eval(), tokenizer
+
+
+def conversations_batch(tokenizer, n: int = 8):
+    texts = [tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=False)
+             for row in bundled_rows("heldout")[:n]]
+    return tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False)
+
+
+def test_a_model_agrees_with_itself_exactly(tiny):
+    model, tokenizer = tiny
+    batch = conversations_batch(tokenizer)
+    assert (batch["attention_mask"] == 0).any(), "the batch should contain padding to leave out"
+    result = compare_logits(model, model, batch["input_ids"], batch["attention_mask"])
+    assert result["max_abs_diff"] == 0 and result["mean_abs_diff"] == 0
+    assert result["top1_agreement"] == 100.0
+    assert result["positions"] == int(batch["attention_mask"].sum())
+    assert result["max_abs_logit"] > 0
+
+
+def test_doubling_the_final_norm_doubles_every_logit(tiny):
+    """lm_head is linear, so a final RMSNorm weight x2 gives logits x2: |a - 2a| = |a| everywhere, the same
+    largest value as the scale, and the same top-1 token at every position."""
+    import copy
+
+    model, tokenizer = tiny
+    doubled = copy.deepcopy(model)
+    doubled.model.norm.weight.data *= 2
+    batch = conversations_batch(tokenizer)
+    result = compare_logits(model, doubled, batch["input_ids"], batch["attention_mask"])
+    assert result["max_abs_diff"] == pytest.approx(result["max_abs_logit"], rel=1e-5)
+    assert result["top1_agreement"] == 100.0
+
+
+def test_a_perturbed_copy_differs_and_the_difference_is_measured(tiny):
+    import copy
+
+    model, tokenizer = tiny
+    perturbed = copy.deepcopy(model)
+    torch.manual_seed(0)
+    weight = perturbed.model.layers[0].mlp.down_proj.weight
+    weight.data += 0.5 * weight.std() * torch.randn_like(weight)
+    batch = conversations_batch(tokenizer)
+    result = compare_logits(model, perturbed, batch["input_ids"], batch["attention_mask"])
+    assert 0 < result["mean_abs_diff"] < result["max_abs_diff"] < result["max_abs_logit"]
+    assert result["top1_agreement"] < 100.0
+
+
+def test_padding_positions_are_left_out(tiny):
+    """Change only the ids under padding: nothing compared may change."""
+    model, tokenizer = tiny
+    batch = conversations_batch(tokenizer)
+    noisy = batch["input_ids"].clone()
+    noisy[batch["attention_mask"] == 0] = 7
+    result = compare_logits(model, model, noisy, batch["attention_mask"])
+    assert result["max_abs_diff"] == 0
+
+
+def test_check_agreement_needs_both_conditions():
+    close = {"max_abs_diff": 0.1, "mean_abs_diff": 0.01, "max_abs_logit": 10.0, "top1_agreement": 99.5,
+             "positions": 1000}
+    assert check_agreement(close, 0.03, 98.0)[0]
+    assert not check_agreement({**close, "max_abs_diff": 0.31}, 0.03, 98.0)[0]
+    assert not check_agreement({**close, "top1_agreement": 97.9}, 0.03, 98.0)[0]
+    assert "1.00% of the largest |logit|" in check_agreement(close, 0.03, 98.0)[1]
+
+
+# The merge itself, through Unsloth's CPU backend, on the pre-trained slice the notebooks use.
+
+@pytest.fixture(scope="module")
+def lora_model():
+    """The pre-trained slice in fp32 with LoRA at the course's settings, and B set to random values: a fresh
+    adapter has B = 0 and would make every merge look right."""
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(model_name=str(ensure_tiny_ernie("tiny")),
+                                                         max_seq_length=1024, dtype=torch.float32, load_in_4bit=False)
+    model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=32, lora_dropout=0.0,
+                                             target_modules=TARGET_MODULES, random_state=3407)
+    generator = torch.Generator().manual_seed(0)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            parameter.data = 0.05 * torch.randn(parameter.shape, generator=generator)
+    FastLanguageModel.for_inference(model)
+    return model, tokenizer
+
+
+def test_merged_16bit_reloads_within_the_notebooks_tolerance(lora_model, tmp_path):
+    model, tokenizer = lora_model
+    model.save_pretrained_merged(str(tmp_path / "merged"), tokenizer, save_method="merged_16bit")
+    on_disk = stored_dtypes(tmp_path / "merged")
+    n_base = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
+    assert set(on_disk) <= {"BF16", "F16"}, f"merged_16bit stored {on_disk}"
+    assert sum(on_disk.values()) == n_base  # every base weight, once (the tied lm_head is not stored twice)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
+    assert not any("lora_" in name for name, _ in merged.named_modules())
+    batch = conversations_batch(tokenizer)
+    result = compare_logits(model, merged, batch["input_ids"], batch["attention_mask"])
+    passed, why = check_agreement(result, LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)
+    assert passed, why
+    assert result["max_abs_diff"] > 0, "16-bit storage should round something; was the merge saved in fp32?"
+
+    # The random B matters: the same merged model against the bare base is far outside the tolerance.
+    with model.disable_adapter():
+        without = compare_logits(model, merged, batch["input_ids"], batch["attention_mask"])
+    assert not check_agreement(without, LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)[0]
+
+
+def test_reloading_the_base_model_instead_fails_the_tolerance(lora_model):
+    """The classic wrong merge: shipping the base weights. The proof must catch it."""
+    model, tokenizer = lora_model
+    base = AutoModelForCausalLM.from_pretrained(ensure_tiny_ernie("tiny"), dtype=torch.float32)
+    batch = conversations_batch(tokenizer)
+    result = compare_logits(model, base, batch["input_ids"], batch["attention_mask"])
+    passed, why = check_agreement(result, LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)
+    assert not passed, why
+
+
+def test_a_merge_with_the_wrong_scale_fails_the_tolerance(lora_model, tmp_path):
+    """B A merged at alpha / r halved (a classic bug: alpha / r forgotten or applied twice) must fail."""
+    model, tokenizer = lora_model
+    layers = [module for module in model.modules() if isinstance(getattr(module, "scaling", None), dict)]
+    assert len(layers) == 14  # 7 projections x 2 blocks
+    for layer in layers:
+        layer.scaling["default"] /= 2
+    try:
+        model.save_pretrained_merged(str(tmp_path / "half"), tokenizer, save_method="merged_16bit")
+    finally:
+        for layer in layers:
+            layer.scaling["default"] *= 2
+    half = AutoModelForCausalLM.from_pretrained(tmp_path / "half", dtype=torch.float32)
+    batch = conversations_batch(tokenizer)
+    passed, why = check_agreement(compare_logits(model, half, batch["input_ids"], batch["attention_mask"]),
+                                  LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)
+    assert not passed, why
+
+
+def test_an_adapter_folder_loads_back_as_base_plus_adapter(lora_model, tmp_path):
+    """What notebook 5 does first: FastLanguageModel.from_pretrained(adapter folder) loads the base named in
+    adapter_config.json, then the adapter; the result computes exactly what the saved model computed."""
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = lora_model
+    model.save_pretrained(tmp_path / "lora-adapter")
+    tokenizer.save_pretrained(tmp_path / "lora-adapter")
+    assert folder_size(tmp_path / "lora-adapter") < folder_size(ensure_tiny_ernie("tiny"))
+    loaded, _ = FastLanguageModel.from_pretrained(model_name=str(tmp_path / "lora-adapter"), max_seq_length=1024,
+                                                  dtype=torch.float32, load_in_4bit=False)
+    FastLanguageModel.for_inference(loaded)
+    assert type(loaded).__name__ == "PeftModelForCausalLM"
+    batch = conversations_batch(tokenizer)
+    result = compare_logits(model, loaded, batch["input_ids"], batch["attention_mask"])
+    assert result["max_abs_diff"] == 0 and result["top1_agreement"] == 100.0
