@@ -20,9 +20,23 @@ class Evaluation:
         return f"{sum(self.correct)}/{len(self.correct)} correct = {100 * self.accuracy:.1f}% exact match"
 
 
+END_OF_TURN = "<|end_of_sentence|>"  # ERNIE's chat format closes every assistant turn with it
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end an answer: the tokenizer's end of text and, where the vocabulary has it as one
+    token, ERNIE's end of turn, which is what a fine-tuned model writes after its answer."""
+    stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id and end_of_turn not in stops:
+        stops.append(end_of_turn)
+    return stops
+
+
 def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int = 256, batch_size: int = 16,
                      progress: bool = True) -> list[str]:
-    """Greedy answers to `questions`, asked in ERNIE's chat format, in batches."""
+    """Greedy answers to `questions`, asked in ERNIE's chat format, in batches; each stops at a token of
+    `stop_token_ids` or after `max_new_tokens`."""
     import torch
     from tqdm.auto import tqdm
 
@@ -31,13 +45,14 @@ def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int
     # A decoder-only model continues from the last token, so pad on the left; restore the trainer's side after.
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
+    stops = stop_token_ids(tokenizer)
     answers = []
     try:
         for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(device)
             with torch.no_grad():
-                output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
                                         pad_token_id=tokenizer.pad_token_id)
             new_tokens = output[:, batch["input_ids"].shape[1]:]
             answers += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

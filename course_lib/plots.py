@@ -1,4 +1,6 @@
-"""The course's plots. Each returns its matplotlib Figure (Jupyter shows it); nothing is saved unless asked."""
+"""The course's plots. Each returns its matplotlib Figure; Jupyter draws it once at the end of the cell, so assign
+it (`figure = plot_loss(...)`) rather than leave it as the cell's value, which would draw it twice. Nothing is
+saved unless asked."""
 
 from __future__ import annotations
 
@@ -36,9 +38,10 @@ def plot_loss(log_history: list[dict], smooth: int = 5):
 def plot_schedule(learning_rates: list[float], warmup_steps: int):
     """The learning rate at every optimizer step, as the trainer's own scheduler produces it."""
     fig, ax = _axes("Learning-rate schedule", "optimizer step", "learning rate")
-    ax.plot(range(1, len(learning_rates) + 1), learning_rates)
-    if warmup_steps:
-        ax.axvline(warmup_steps, linestyle="--", color="grey", label=f"end of warm-up (step {warmup_steps})")
+    ax.plot(range(1, len(learning_rates) + 1), learning_rates, marker="." if len(learning_rates) <= 100 else None)
+    if warmup_steps:  # warm-up takes steps 1..warmup_steps; the next step is the first at the peak rate
+        ax.axvline(warmup_steps + 1, linestyle="--", color="grey",
+                   label=f"peak, after {warmup_steps} warm-up steps")
         ax.legend()
     return fig
 

@@ -72,17 +72,25 @@ def learning_rate_slider(value: float = 2e-4):
 
 
 def steps_slider(value: int, batch_size: int, accumulation: int, gpus: int, tokens_per_example: float,
-                 dataset_rows: int, max_steps: int = 1000):
-    """Optimizer steps, with the effective batch and the examples, epochs and tokens they add up to."""
+                 dataset_rows: int, examples_per_row: float = 1.0, max_steps: int = 1000):
+    """Optimizer steps, with the effective batch and the examples, epochs and tokens they add up to.
+
+    `gpus` counts the devices that each take `batch_size` rows per step (1 on a CPU); with packing, a row
+    holds `examples_per_row` examples (max_length / tokens per example), without it exactly one."""
+    import math
+
     import ipywidgets as widgets
 
     effective = batch_size * accumulation * gpus
+    steps_per_epoch = math.ceil(dataset_rows / (effective * examples_per_row))
 
     def describe(steps):
-        examples = steps * effective
-        return (f"effective batch = {batch_size} per device x {accumulation} accumulation x {gpus} GPU(s) = "
-                f"<b>{effective}</b>; {steps} steps = {examples:,} examples = "
-                f"<b>{examples / dataset_rows:.2f} epochs</b> = about {examples * tokens_per_example:,.0f} tokens")
+        examples = round(steps * effective * examples_per_row)
+        packed = f" rows of about {examples_per_row:.0f} packed examples" if examples_per_row > 1 else ""
+        return (f"effective batch = {batch_size} per device x {accumulation} accumulation x {gpus} device(s) = "
+                f"<b>{effective}</b>{packed}; one epoch of {dataset_rows:,} examples = {steps_per_epoch} steps; "
+                f"{steps} steps = {examples:,} examples = <b>{examples / dataset_rows:.2f} epochs</b> = "
+                f"about {examples * tokens_per_example:,.0f} tokens")
 
     slider = widgets.IntSlider(value=value, min=1, max=max(max_steps, value), step=1, description="max steps")
     return _with_readout(slider, describe)

@@ -78,7 +78,8 @@ def main() -> None:
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
         timings[path.name] = run(path, out_dir, args.assignments, args.timeout, args.measure_gpu)
         print(f"  done: {timings[path.name]} -> {out_dir / path.name}", flush=True)
-    (out_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+        # Rewritten after every notebook, so that a run cut short still leaves what it measured.
+        (out_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     total = sum(t["seconds"] for t in timings.values())
     print(f"all {len(paths)} notebooks in {total:.0f} s; work folder: {os.environ['ERNIE_COURSE_WORK']}")
 

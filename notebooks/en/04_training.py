@@ -1,0 +1,513 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4 · Training: SFTTrainer, the loss, and what changed
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/04_training.ipynb)
+#
+# **You will learn** to score the base model on held-out questions, add LoRA adapters, set up TRL's
+# `SFTConfig` and `SFTTrainer`, check on a real batch that only the answers are trained, read the
+# learning-rate schedule and the loss curve, keep and resume checkpoints, measure what training changed,
+# and save the adapter for notebook 5.
+#
+# **You need** a Colab runtime with a GPU (*Runtime → Change runtime type → T4 GPU*). Notebook 3's saved data
+# is read from the work folder; if it is not there, this notebook rebuilds the course's default data and
+# says so.
+#
+# **Time on a T4:** about 10 minutes: 2 to install, a few to train, the rest scoring answers before and after.
+
+# %% [markdown]
+# ## 0 · Install (Colab only)
+#
+# On Colab this clones the course and installs its pinned packages (about 2 minutes). Unsloth goes in with
+# `--no-deps` so that it cannot replace Colab's own CUDA build of PyTorch. Elsewhere the cell does nothing:
+# `make setup` already installed the same versions into `.venv`.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown]
+# ## 1 · Import Unsloth first
+#
+# Unsloth patches `transformers`, `peft` and `trl` as it is imported, so it comes before them; it says which
+# backend it chose.
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %% [markdown]
+# ## 2 · What machine is this?
+#
+# The last line decides the precision the trainer will use: bf16 on Ampere or newer, fp16 on a T4, fp32 on a
+# CPU.
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown]
+# ## 3 · Settings
+#
+# Every number this notebook trains with is here. The model and LoRA settings match notebooks 1 and 2; the
+# training settings are a short first run (60 steps) that a T4 finishes in minutes. After a disconnect, set
+# `RESUME_FROM_CHECKPOINT = True` and run all cells again: training continues where the last checkpoint left it.
+
+# %% tags=["parameters"]
+from course_lib.paths import work_dir
+
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
+LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
+LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
+LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # all 7 per block
+USE_RSLORA = False  # True scales by alpha / sqrt(r): steadier at high ranks
+MAX_LENGTH = 1024  # tokens per example the trainer keeps (SFTConfig max_length); longer ones are cut
+BATCH_SIZE = 8  # rows per device per step; halve it if the GPU runs out of memory
+PACKING = True  # GPU: fill each row with several examples, up to MAX_LENGTH tokens (section 9 says why)
+GRAD_ACCUMULATION = 1  # steps whose gradients add up before one update: 4 x batch 2 = batch 8
+LEARNING_RATE = 2e-4  # LoRA's usual range is 1e-4 to 5e-4; full fine-tuning uses about 10x less
+MAX_STEPS = 60  # optimizer updates; wins over num_train_epochs
+WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNING_RATE
+SEED = 3407  # same seed, same adapter initialisation and data order
+SAVE_STEPS = 20  # updates between checkpoints
+N_EVAL = 50  # held-out questions scored before and after training
+MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
+RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
+
+WORK_DIR = work_dir()  # $ERNIE_COURSE_WORK, /content/ernie-course on Colab, else ~/ernie-course
+DATA_DIR = WORK_DIR / "data"  # notebook 3 saved `train` and `heldout` here
+CHECKPOINT_DIR = WORK_DIR / "checkpoints"  # the trainer saves checkpoint-<step> folders here
+ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here; notebook 5 reads it
+
+# %% [markdown]
+# ## 4 · Load the model
+#
+# The same call as in notebook 1. Offline, the banner says loudly that a tiny stand-in is used instead.
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %%
+print("before:", env.memory())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown]
+# ## 5 · The data
+#
+# Notebook 3 saved two splits in the work folder: `train`, and `heldout` (questions never trained on, for
+# scoring). If they are missing (Colab forgets its files when the runtime restarts), the course's default
+# data is rebuilt here, and the cell says so.
+
+# %%
+import datasets
+
+from course_lib.data import load_math_dataset, to_messages
+
+if (DATA_DIR / "train").exists() and (DATA_DIR / "heldout").exists():
+    train = datasets.load_from_disk(str(DATA_DIR / "train"))
+    heldout = datasets.load_from_disk(str(DATA_DIR / "heldout"))
+    print(f"loaded notebook 3's splits from {DATA_DIR}")
+else:
+    print("!" * 100 + f"\nNOTEBOOK 3'S OUTPUT WAS NOT FOUND in {DATA_DIR}: rebuilding the default data instead.")
+    (train, choice), (heldout, _) = load_math_dataset("train"), load_math_dataset("heldout")
+    train, heldout = train.map(to_messages), heldout.map(to_messages)
+    print(choice.banner() + "\n" + "!" * 100)
+print(f"train: {len(train):,} rows, held-out: {len(heldout):,} rows, columns {train.column_names}")
+
+# %% [markdown]
+# The trainer renders each `messages` conversation with the tokenizer's chat template. ERNIE's own template
+# has no `{% generation %}` markers, and `assistant_only_loss` needs them to find the answer tokens
+# (notebook 3 showed why), so put the course's template, which renders the same text, on the tokenizer.
+
+# %%
+from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+
+tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
+
+# %% [markdown]
+# ## 6 · Before training: score the base model
+#
+# To know what training changed, measure first. `evaluate` asks the first `N_EVAL` held-out questions in the
+# chat format, generates greedily (repeatable), and counts an answer right when its final number equals the
+# reference's. Keep the result: section 15 asks the same questions again.
+
+# %%
+from course_lib.evaluation import evaluate
+
+FastLanguageModel.for_inference(model)
+before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+print("before training:", before.summary())
+
+# %% [markdown]
+# What does the base model write? It was never taught to answer after `Assistant: `: the real
+# ERNIE-4.5-0.3B-PT tends to ramble, or not to stop.
+
+# %%
+print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+
+# %% [markdown]
+# ## 7 · Add the LoRA adapters
+#
+# `for_training` switches Unsloth back from its inference path; `get_peft_model` freezes the model and adds
+# the adapters, with the same settings notebook 2 explained.
+
+# %%
+FastLanguageModel.for_training(model)
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=LORA_R,  # rank of the update: 8, 16, 32, 64
+    target_modules=TARGET_MODULES,  # which Linear layers get an adapter
+    lora_alpha=LORA_ALPHA,  # scale: the update is multiplied by alpha / r
+    lora_dropout=LORA_DROPOUT,  # 0 is what Unsloth optimises for
+    bias="none",  # train no biases: the adapter stays small and mergeable
+    use_gradient_checkpointing="unsloth",  # recompute activations in the backward pass: much less memory
+    random_state=SEED,  # the adapters' initial values
+    use_rslora=USE_RSLORA,  # rank-stabilised scaling, alpha / sqrt(r)
+)
+
+# %%
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+total = sum(p.numel() for p in model.parameters())
+print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / total:.2f}%")
+
+# %% [markdown]
+# ## 8 · How much to train
+#
+# Two numbers matter most for a first run: the learning rate, and the number of optimizer steps. Move the
+# sliders: the readouts say what each value usually means, and what the steps add up to in examples, epochs
+# and tokens (measured on the training data). Headless runs keep the settings' values.
+
+# %%
+import torch
+from IPython.display import display
+
+from course_lib.widgets import learning_rate_slider, steps_slider
+
+gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
+sample = train.select(range(min(500, len(train))))
+lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messages"]))["input_ids"]]
+tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
+packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
+examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+lr_slider = learning_rate_slider(LEARNING_RATE)
+step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
+                           examples_per_row)
+display(lr_slider, step_slider)
+
+# %% [markdown]
+# This cell reads the sliders. The *effective batch* is what one update averages over: rows per device ×
+# accumulation steps × devices. `max_steps` counts updates and wins over `num_train_epochs`. Without packing
+# a row is one example, so 60 steps of 8 see 480 examples; packed on a GPU, each 1,024-token row holds
+# several, and 60 steps see the whole training set about once or twice. Either is enough to teach a format.
+
+# %%
+import math
+
+learning_rate, max_steps = lr_slider.value, step_slider.value
+effective_batch = BATCH_SIZE * GRAD_ACCUMULATION * gpus
+steps_per_epoch = math.ceil(len(train) / (effective_batch * examples_per_row))
+print(f"learning_rate = {learning_rate:.1e}, max_steps = {max_steps}, {tokens_per_example:.0f} tokens per example")
+print(f"effective batch = {BATCH_SIZE} per device x {GRAD_ACCUMULATION} accumulation x {gpus} device(s) = "
+      f"{effective_batch} rows of about {examples_per_row:.1f} example(s) each (packing {'on' if packs else 'off'})")
+print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps / steps_per_epoch:.2f} epochs")
+
+# %% [markdown]
+# ## 9 · The trainer
+#
+# `SFTConfig` holds every training setting; read the comments. `assistant_only_loss=True` trains on the answers
+# only.
+#
+# **Why packing, batch 8 and max_length 1024.** A word problem is about 150 tokens. Unpacked, a step of 8
+# examples moves ~1,200 tokens and the GPU spends most of it waiting. Measured on one GPU with this model's
+# full shape (`bench/RESULTS.md`, an H200): unpacked batch 8 trained **7,241** answer-and-question tokens per
+# second; packed into 1,024-token rows, the same batch of 8 rows trained **47,362** (6.5×), with a peak of
+# **2.8 GiB** of GPU memory, well inside a T4's 15 GB. The tutorial this course grew from (batch 1 × 8
+# accumulation, 4,096-token rows) managed 26,782. In a packed row each example's positions restart at 0
+# (section 10 shows them), and Unsloth turns those boundaries into block-diagonal attention, so examples do
+# not attend to each other. Unsloth's CPU backend turns packing off.
+
+# %%
+from trl import SFTConfig, SFTTrainer
+
+training_args = SFTConfig(
+    output_dir=str(CHECKPOINT_DIR),  # checkpoints land here
+    per_device_train_batch_size=BATCH_SIZE,  # examples per device per step; lower it on out-of-memory errors
+    gradient_accumulation_steps=GRAD_ACCUMULATION,  # raise it to keep the effective batch when you lower the batch
+    max_steps=max_steps,  # optimizer updates; set it to -1 to train num_train_epochs instead
+    learning_rate=learning_rate,  # peak rate, reached after warm-up
+    lr_scheduler_type="linear",  # decays linearly towards 0; "cosine" and "constant" are alternatives
+    warmup_steps=WARMUP_STEPS,  # climb from 0 first: Adam's first steps rest on little gradient history
+    optim="adamw_8bit",  # AdamW with 8-bit optimizer states: less memory, about the same results
+    weight_decay=0.01,  # a light pull towards 0 on the adapter weights
+    logging_steps=1,  # log the loss every step (5 or 10 on long runs)
+    save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
+    save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
+    packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
+    assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
+    bf16=precision.bf16,  # Ampere and newer
+    fp16=precision.fp16,  # a T4
+    use_cpu=card is None,  # no GPU: train on the CPU in fp32
+    seed=SEED,  # data order and dropout
+    report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
+)
+train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+
+# %% [markdown]
+# Unsloth checks these settings against the machine. On a CPU it rewrites what cannot run there (the
+# 8-bit optimizer needs a GPU, so it switches to `adamw_torch_fused`) and prints a line saying so, above.
+# On a GPU, `adamw_8bit` runs as asked. This is what the trainer will really use:
+
+# %%
+args = trainer.args
+print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
+print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+
+# %% [markdown]
+# ## 10 · What the loss sees: one real batch
+#
+# The trainer's data loader turns rows into a batch of `input_ids` and `labels`. A label of -100 means "no
+# loss here". Decode the first example of a batch: the question and `Assistant: ` should be masked, and only the
+# answer and its `<|end_of_sentence|>` trained. If everything were trained, the model would also learn to
+# write questions. (On a GPU, Unsloth may lay the batch's examples end to end in one row, without padding:
+# `first_example` then cuts out the first one where its positions restart at 0.)
+
+# %%
+batch = next(iter(trainer.get_train_dataloader()))
+print({name: tuple(tensor.shape) for name, tensor in batch.items()})
+
+# %%
+from course_lib.training import IGNORE_INDEX, first_example, label_runs
+
+input_ids, labels = first_example(batch)
+for trained, ids in label_runs(input_ids, labels):
+    print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
+
+# %% [markdown]
+# The same count over the whole batch (padding, where there is any, is masked too):
+
+# %%
+n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
+print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
+      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+
+# %% [markdown]
+# ## 11 · The learning-rate schedule
+#
+# The trainer builds its schedule with `transformers.get_scheduler`, from its own arguments. Build the same
+# one here, before training, and plot it: a linear climb over the warm-up, then a linear decay towards 0.
+# Note that step 1 updates with a rate of 0: warm-up starts from nothing.
+
+# %%
+from course_lib.plots import plot_schedule
+from course_lib.training import planned_learning_rates
+
+planned = planned_learning_rates(trainer.args, max_steps)
+warmup = trainer.args.get_warmup_steps(max_steps)
+print(f"step 1: {planned[0]:.1e}, step {warmup + 1} (peak): {planned[warmup]:.1e}, "
+      f"step {max_steps}: {planned[-1]:.1e}")
+figure = plot_schedule(planned, warmup)
+
+# %% [markdown]
+# ## 12 · Train
+#
+# `trainer.train()` runs the loop: batch, forward, loss, backward, optimizer step, schedule step, log, and
+# a checkpoint every `SAVE_STEPS`. With `RESUME_FROM_CHECKPOINT = True` it first reloads the newest
+# checkpoint in `CHECKPOINT_DIR`. On a GPU, Unsloth first prints a banner with the number of examples, the
+# total steps and the total batch size (section 8's effective batch). Watch the memory: LoRA trains a small
+# fraction of the weights, so it grows by little more than the activations.
+
+# %%
+print("before:", env.memory())
+
+# %%
+import time
+
+start = time.perf_counter()
+trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+seconds = time.perf_counter() - start
+print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
+      f"on {card.name if card else 'the CPU'}")
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown]
+# Were those the planned learning rates? The trainer logged the rate of every step. In transformers 5 the
+# value logged at step *s* is the one step *s* updated with (it is read before the scheduler moves on), so
+# compare step *s* with plan *s*; compared one step off, they differ.
+
+# %%
+from course_lib.training import logged_learning_rates
+
+logged = logged_learning_rates(trainer.state.log_history)
+same_step = max(abs(rate - planned[step - 1]) for step, rate in logged.items())
+one_off = max(abs(rate - planned[step]) for step, rate in logged.items() if step < max_steps)
+print(f"{len(logged)} logged rates; largest difference from the plan: {same_step:.1e} (same step), "
+      f"{one_off:.1e} (one step later)")
+
+# %% [markdown]
+# ## 13 · The loss
+#
+# The loss is the average surprise of the model at each trained token (cross-entropy, in nats). A few rows
+# of the log, then the curve:
+
+# %%
+import pandas as pd
+
+log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
+print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
+
+# %%
+from course_lib.plots import plot_loss
+
+figure = plot_loss(trainer.state.log_history)
+
+# %% [markdown]
+# How to read a loss curve:
+#
+# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise (each batch is different).
+# - **Spikes, or a rise that does not come back:** the learning rate is too high; lower it, or warm up longer.
+# - **Flat from the start:** the learning rate is too low, or nothing is being trained (check the masked labels
+#   in section 10).
+# - **Close to 0 quickly:** the model is memorising the training rows; too many epochs for too little data.
+#   Check it on held-out questions, as the next sections do.
+#
+# The tiny offline stand-in was pre-trained on text like this, so its curve starts low and falls only a little.
+
+# %%
+from course_lib.plots import losses_from_history
+
+steps, losses = losses_from_history(trainer.state.log_history)
+print(f"first logged loss {losses[0]:.3f} (step {steps[0]}), last {losses[-1]:.3f} (step {steps[-1]})")
+print(f"mean of the first 5: {sum(losses[:5]) / 5:.3f}, of the last 5: {sum(losses[-5:]) / 5:.3f}")
+
+# %% [markdown]
+# ## 14 · Checkpoints
+#
+# Every `SAVE_STEPS` updates the trainer wrote a `checkpoint-<step>` folder: the adapter, the optimizer and
+# scheduler states, and the random-number state, which is everything needed to continue exactly.
+
+# %%
+from course_lib.saving import folder_size
+from course_lib.training import checkpoints
+
+for step, path in checkpoints(CHECKPOINT_DIR):
+    print(f"step {step:>5}: {path.name:<16} {folder_size(path) / 2**20:7.1f} MiB")
+print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-1][1].iterdir()))
+
+# %% [markdown]
+# **Resuming.** If Colab disconnects mid-run, reconnect, set `RESUME_FROM_CHECKPOINT = True` in the settings
+# and run all cells: `trainer.train(resume_from_checkpoint=True)` picks the newest checkpoint in
+# `CHECKPOINT_DIR` and goes on from its step, with the same schedule and data order.
+#
+# **Keep checkpoints on Google Drive.** A Colab runtime's disk is wiped when it is recycled, checkpoints
+# included. To keep them, add a cell right after the settings cell that mounts your Drive and points
+# `CHECKPOINT_DIR` there (or set `ERNIE_COURSE_WORK` to a Drive folder before it, to keep the whole work folder):
+#
+# ```python
+# from pathlib import Path
+# from google.colab import drive
+#
+# drive.mount('/content/drive')
+# CHECKPOINT_DIR = Path("/content/drive/MyDrive/ernie-course/checkpoints")
+# ```
+
+# %% [markdown]
+# ## 15 · After training: what changed
+#
+# The same questions, the same greedy decoding, now through the adapters. `for_inference` switches Unsloth
+# back to its generation path.
+
+# %%
+FastLanguageModel.for_inference(model)
+after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
+
+# %% [markdown]
+# Look at the answers, not only the score: on the real model they now follow the training data's shape
+# (worked steps, then `The answer is N.`) and stop. The tiny offline stand-in is too small to learn much in
+# 60 steps: expect little change there.
+
+# %%
+from course_lib.evaluation import side_by_side
+
+print(side_by_side(before, after, n=3))
+
+# %% [markdown]
+# ## 16 · Save the adapter
+#
+# `save_pretrained` on a LoRA model writes only the adapters and their configuration, not the base model:
+# for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB. The tokenizer goes with it, chat template included, so notebook 5 can load both from
+# `ADAPTER_DIR`.
+
+# %%
+model.save_pretrained(ADAPTER_DIR)
+tokenizer.save_pretrained(ADAPTER_DIR)
+for path in sorted(ADAPTER_DIR.iterdir()):
+    print(f"{path.stat().st_size:>12,} bytes  {path.name}")
+
+# %% [markdown]
+# ## Summary
+#
+# - Measure before you train: the same held-out questions, scored before and after, show what changed.
+# - `get_peft_model` adds the adapters; `SFTConfig` holds every training setting; `SFTTrainer` joins model,
+#   tokenizer, data and settings.
+# - `assistant_only_loss=True` masks everything but the answers (labels of -100); decode a real batch to check.
+# - The effective batch is batch × accumulation × devices; `max_steps` counts updates and wins over epochs.
+# - The schedule is `get_scheduler` on the trainer's arguments; the logged rates match it step for step.
+# - A healthy loss falls, then flattens. Checkpoints let you resume; keep them on Drive on Colab.
+# - `model.save_pretrained` saves only the adapter: tens of megabytes, not the whole model.
+#
+# Next: notebook 5 loads the adapter, merges it into the model and saves the result.
+#
+# ## Exercises
+#
+# 1. Set `LEARNING_RATE = 2e-3` (10×) and train again. Compare the two loss curves and the two scores.
+# 2. Change `LORA_R` to 4 and then to 64. How do the trainable parameters, the final loss and the score move?
+# 3. On a GPU, set `PACKING = False`. How many examples does the batch in section 10 now hold, how long does
+#    training take, and what do 60 steps add up to?
+# 4. Write ten word problems of your own with worked answers, build a `Dataset` with a `messages` column as in
+#    notebook 3, train on it alone for 30 steps, and ask the model one of them and one new one.
