@@ -11,8 +11,9 @@ course: setup
 	$(PY) scripts/run_course.py
 
 # Unit tests, then every notebook executed by nbmake on the offline default (the tiny slice, bundled data).
+# Its own --basetemp: pytest prunes the shared /tmp/pytest-of-$USER, which breaks a run beside another one.
 test: setup
-	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work $(PY) -m pytest --nbmake tests notebooks
+	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work $(PY) -m pytest --nbmake --basetemp=$(CURDIR)/runs/pytest-tmp tests notebooks
 
 # Rewrite constraints.txt from the current .venv (after changing a pin in requirements*.txt).
 lock:

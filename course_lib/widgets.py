@@ -21,9 +21,13 @@ def lora_parameter_count(shapes: list[tuple[str, int, int]], r: int) -> int:
     return sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 
 
-def _with_readout(slider, describe):
-    """A box holding `slider` and a line of text that `describe(value)` rewrites whenever it moves."""
+def _with_readout(slider, describe, budget=None):
+    """A box holding `slider` and a line of text that `describe(value)` rewrites whenever it moves; `budget(value)`,
+    when given, adds a second line (the T4 estimate of `course_lib.budget.budget_readout`)."""
     import ipywidgets as widgets
+
+    if budget is not None:
+        describe = (lambda text: lambda value: f"{text(value)}<br>{budget(value)}")(describe)
 
     class SliderWithReadout(widgets.VBox):
         @property
@@ -37,7 +41,7 @@ def _with_readout(slider, describe):
     return box
 
 
-def rank_slider(shapes, total_parameters: int, value: int = 16):
+def rank_slider(shapes, total_parameters: int, value: int = 16, budget=None):
     """LoRA rank r, with the trainable parameters it gives and their share of the model."""
     import ipywidgets as widgets
 
@@ -50,7 +54,7 @@ def rank_slider(shapes, total_parameters: int, value: int = 16):
     # Powers of two, plus the settings' own rank if it is none (LORA_R = 12 must not break the cell).
     options = sorted({1, 2, 4, 8, 16, 32, 64, 128, value})
     slider = widgets.SelectionSlider(options=options, value=value, description="LoRA r")
-    return _with_readout(slider, describe)
+    return _with_readout(slider, describe, budget)
 
 
 def learning_rate_slider(value: float = 2e-4):
@@ -72,7 +76,7 @@ def learning_rate_slider(value: float = 2e-4):
 
 
 def steps_slider(value: int, batch_size: int, accumulation: int, gpus: int, tokens_per_example: float,
-                 dataset_rows: int, examples_per_row: float = 1.0, max_steps: int = 1000):
+                 dataset_rows: int, examples_per_row: float = 1.0, max_steps: int = 1000, budget=None):
     """Optimizer steps, with the effective batch and the examples, epochs and tokens they add up to.
 
     `gpus` counts the devices that each take `batch_size` rows per step (1 on a CPU); with packing, a row
@@ -93,4 +97,4 @@ def steps_slider(value: int, batch_size: int, accumulation: int, gpus: int, toke
                 f"about {examples * tokens_per_example:,.0f} tokens")
 
     slider = widgets.IntSlider(value=value, min=1, max=max(max_steps, value), step=1, description="max steps")
-    return _with_readout(slider, describe)
+    return _with_readout(slider, describe, budget)

@@ -54,6 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--seed", type=int, default=3407)
+    parser.add_argument("--no-packing", action="store_true", help="one example per row (slower on a GPU)")
     parser.add_argument("--no-merge", action="store_true", help="save only the LoRA adapter")
     return parser.parse_args(argv)
 
@@ -120,7 +121,7 @@ def main(argv=None):
             logging_steps=5,
             save_strategy="no",
             max_length=args.max_seq_length,
-            packing=False,
+            packing=not args.no_packing,  # several examples per row; Unsloth's CPU backend turns it off
             assistant_only_loss=True,  # train on the answers only
             bf16=precision_name == "bf16",
             fp16=precision_name == "fp16",

@@ -63,3 +63,17 @@ def test_rank_slider_accepts_a_rank_that_is_not_a_power_of_two(tiny_model):
     box = rank_slider(linear_shapes(tiny_model, TARGET_MODULES), 1000, value=12)
     assert box.value == 12
     assert 12 in box.slider.options
+
+
+def test_a_budget_line_follows_the_slider():
+    from course_lib.budget import budget_readout
+    from course_lib.widgets import steps_slider
+
+    def budget(steps):
+        return budget_readout(r=16, batch=8, max_length=1024, packing=True, steps=steps)
+
+    box = steps_slider(60, batch_size=8, accumulation=1, gpus=1, tokens_per_example=145.0, dataset_rows=2000,
+                       budget=budget)
+    assert budget(60) in box.readout.value and "T4 estimate" in box.readout.value
+    box.slider.value = 600
+    assert budget(600) in box.readout.value and budget(600) != budget(60)

@@ -1,0 +1,235 @@
+"""How much GPU memory and time will a training run take? An estimate for the sliders, from a formula whose
+constants were fitted to the course's own GPU measurements.
+
+Everything here is an ESTIMATE. The measurements are from one H200 (`bench/RESULTS.md`,
+`bench/h200-2026-11-28/results.jsonl`: ERNIE-4.5-0.3B's shape, Unsloth, LoRA on all seven projections,
+adamw_8bit, gradient checkpointing). No T4 was measured: T4 times are the H200's scaled by published
+throughput, and T4 memory assumes that memory does not depend on the GPU (same kernels, same batch).
+
+    peak = weights + LoRA states + activations (tokens in flight x cost per token) + workspace + CUDA context
+    time = warm-up + steps x accumulation x max(step floor, tokens per micro-batch / token rate)
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+GIB = 2**30
+
+# ---- constants measured on the H200, 2026-11-28 (bench/RESULTS.md; raw: bench/h200-2026-11-28/results.jsonl) ----
+# Memory is torch's peak *reserved* memory (max_memory_reserved), as the benchmark and env.memory() report it.
+# MEASURED_RUNS (end of this block) are the six Unsloth runs these constants were fitted to; tests re-check them.
+WORKSPACE_GIB = 0.28  # fixed cost beyond weights + LoRA: the intercept of the two packed 16-bit runs (1.86, 2.79 GiB)
+PACKED_MIB_PER_TOKEN = 0.235  # slope between the packed runs: 1x4096 (3,715 tokens, 1.86 GiB), 8x1024 (7,785, 2.79)
+# Unpacked batches cost more per real token, and the two unpacked runs disagree with each other: batch 8
+# (1,174 tokens, 1.33 GiB) and batch 16 (2,359 tokens, 2.73 GiB) give 0.28 and 0.75 MiB/token over the packed
+# intercept. 0.51 splits the difference: each of the two is reproduced within 20%, no better.
+UNPACKED_MIB_PER_TOKEN = 0.51
+FOUR_BIT_EXTRA_GIB = 0.10  # 4-bit saved less than its weights: 1.30 vs 1.33 GiB unpacked, 1.67 vs 1.86 packed
+PACKED_FILL = 0.95  # real tokens per packed slot: 7,785 of 8 x 1,024 in the course default's run (BFD packing)
+EXAMPLE_TOKENS = 145  # median tokens of a bundled word problem in ERNIE's chat format (slice tokenizer)
+H200_TOKENS_PER_S = 47_362  # the course default's throughput (bf16, packed 8 x 1024): the most any run moved
+STEP_FLOOR_S = 0.15  # a micro-batch took 0.14-0.16 s however few tokens it held (1,174 to 7,785): launch overhead
+WARMUP_S = 40  # Unsloth's first step compiles: 26-46 s measured; paid once per run
+FOUR_BIT_SLOWDOWN = 1.05  # 4-bit / 16-bit seconds per step: 0.174/0.162 unpacked, 1.143/1.110 tutorial
+# (label, 4-bit?, packed?, batch, max_length, accumulation, real tokens per micro-batch, peak reserved GiB, s/step)
+MEASURED_RUNS = [
+    ("batch 8 unpacked, 16-bit", False, False, 8, 1024, 1, 1_173.7, 1.330, 0.162),
+    ("batch 8 unpacked, 4-bit", True, False, 8, 1024, 1, 1_173.7, 1.299, 0.174),
+    ("tutorial 1 x 4096 packed x 8, 16-bit", False, True, 1, 4096, 8, 3_714.5, 1.861, 1.110),
+    ("tutorial 1 x 4096 packed x 8, 4-bit", True, True, 1, 4096, 8, 3_714.5, 1.674, 1.143),
+    ("batch 16 unpacked, 16-bit", False, False, 16, 1024, 1, 2_359.3, 2.734, 0.136),
+    ("course default 8 x 1024 packed, 16-bit", False, True, 8, 1024, 1, 7_785.4, 2.795, 0.164),
+]
+
+# ---- constants NOT measured here (rules of thumb, named so they can be replaced by measurements) ----
+CUDA_CONTEXT_GIB = 0.5  # CUDA context + cuBLAS workspaces: outside torch's reserved memory, visible in nvidia-smi
+LORA_BYTES_PER_PARAM = 10  # fp32 adapter weight (4) + fp32 gradient (4) + two 8-bit Adam moments (2)
+BNB_4BIT_BYTES = 0.52  # NF4: 0.5 byte per weight + double-quantized absmax per block of 64 (bitsandbytes)
+# Cross-check of the weights terms: notebook 1 on the H200 (load + a short generation, bench/RESULTS.md) peaked
+# at 0.78 GiB in 16-bit and 0.44 GiB in 4-bit; the terms give 0.67 and 0.32 for the weights alone.
+# Without gradient checkpointing every layer keeps its activations: ~34 x hidden bytes per token per layer in
+# 16-bit (Korthikanti et al. 2022, with FlashAttention-style attention); checkpointing keeps ~2 x hidden.
+NO_CHECKPOINT_BYTES_PER_TOKEN_LAYER_HIDDEN = 32
+HEADROOM = 0.10  # warn when less than 10% of the card would be left
+
+# Dense fp16/bf16 tensor-core throughput from the vendor's data sheets, in TFLOPS, and the memory torch reports.
+# Times on another GPU = the H200's measured rate x (its TFLOPS / the H200's). The H200 run was bound by launch
+# overhead (~10% of its peak), so this scaling is pessimistic for a T4: treat T4 times as "at most about".
+TFLOPS = {"T4": 65, "L4": 121, "A100": 312, "H100": 989, "H200": 989}
+T4_GIB = 14.74  # total memory torch reports for Colab's T4 (Unsloth's notebooks print "Max memory = 14.741 GB")
+H200_GIB = 140.4  # 143,771 MiB, the benchmark machine
+
+
+@dataclass(frozen=True)
+class Shape:
+    label: str
+    params: float  # all parameters
+    embedding_params: float  # kept in 16-bit by 4-bit loading (the tied lm_head reads them too)
+    active_params: float  # parameters one token multiplies through (the MoE routes each token to 6 of 64 experts)
+    lora_params_per_rank: int  # r x (in + out) summed over the layers the course's seven names match
+    layers_x_hidden: int  # scales activations per token relative to the measured 0.3B
+
+
+SHAPES = {
+    # ERNIE-4.5-0.3B: 360.7M parameters (bench/RESULTS.md); r=16 on the 7 projections = 6,045,696 (notebook 2).
+    "0.3b": Shape("ERNIE-4.5-0.3B", 360.7e6, 103_424 * 1024, 360.7e6, 6_045_696 // 16, 18 * 1024),
+    # ERNIE-4.5-21B-A3B, from transformers' Ernie4_5_MoeConfig: hidden 2560, 28 layers (layer 0 dense, 27 MoE layers
+    # of 64 experts x 1536 + 2 shared), vocabulary 103,424. Total: 0.26B embeddings + 0.44B attention + 0.09B dense
+    # MLP + 27 x 0.78B MoE = 21.8B. Active: 6 of 64 experts = 3.35B. LoRA names match attention, the dense MLP and
+    # the shared experts; the routed experts are fused tensors, not the Linear layers those names select.
+    "21b-a3b": Shape("ERNIE-4.5-21B-A3B", 21.83e9, 103_424 * 2560, 3.35e9, 959_488, 28 * 2560),
+}
+MEASURED = SHAPES["0.3b"]
+
+
+def shape_of(model: str) -> Shape:
+    """"baidu/ERNIE-4.5-0.3B-PT", "0.3b", "21B-A3B", ...: the model's shape, or a ValueError naming the choices."""
+    name = model.lower()
+    for key, shape in SHAPES.items():
+        if key in name:
+            return shape
+    raise ValueError(f"no budget for model {model!r}: the estimator knows {', '.join(SHAPES)} "
+                     "(e.g. baidu/ERNIE-4.5-0.3B-PT or baidu/ERNIE-4.5-21B-A3B-PT)")
+
+
+def gpu_spec(gpu) -> tuple[str, float, float | None]:
+    """(name, GiB, TFLOPS or None) for "T4", "H200", ... or an `environment.gpu()` card (name, memory_gib)."""
+    if isinstance(gpu, str):
+        key = gpu.upper()
+        if key not in TFLOPS:
+            raise ValueError(f"unknown GPU {gpu!r}: use one of {', '.join(TFLOPS)} or pass environment.gpu()")
+        memory = {"T4": T4_GIB, "H200": H200_GIB, "L4": 22.0, "A100": 39.4, "H100": 79.1}[key]
+        return (f"Tesla {key}" if key == "T4" else f"NVIDIA {key}"), memory, TFLOPS[key]
+    tflops = next((value for key, value in TFLOPS.items() if key in gpu.name.upper()), None)
+    return gpu.name, gpu.memory_gib, tflops
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    gpu: str
+    gpu_gib: float
+    weights_gib: float
+    lora_gib: float
+    activations_gib: float
+    workspace_gib: float
+    tokens_per_micro_batch: float
+    steps: int
+    seconds: float | None  # None when the GPU's throughput is unknown
+    settings: str
+    load_in_4bit: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def reserved_gib(self) -> float:
+        """What torch.cuda.max_memory_reserved() would report: compare this with a measured run."""
+        return self.weights_gib + self.lora_gib + self.activations_gib + self.workspace_gib
+
+    @property
+    def peak_gib(self) -> float:
+        """What the card must hold: torch's reserved memory plus the CUDA context."""
+        return self.reserved_gib + CUDA_CONTEXT_GIB
+
+    def fits(self, gpu_gib: float | None = None, headroom: float = 0.0) -> bool:
+        """True if the peak fits in `gpu_gib` (default: this estimate's GPU) with `headroom` (0.1 = 10%) to spare."""
+        return self.peak_gib <= (self.gpu_gib if gpu_gib is None else gpu_gib) * (1 - headroom)
+
+    def __str__(self) -> str:
+        time = f"~{minutes(self.seconds)} for {self.steps} steps" if self.seconds is not None else "time unknown"
+        return (f"{self.model}, {self.settings} on {self.gpu}: ~{self.peak_gib:.1f} GiB peak of "
+                f"{self.gpu_gib:.1f} GiB, {time} (estimate)")
+
+
+def estimate(model: str = "baidu/ERNIE-4.5-0.3B-PT", r: int = 16, batch: int = 8, max_length: int = 1024,
+             packing: bool = True, steps: int = 60, precision="fp16", load_in_4bit: bool = False, gpu="T4",
+             accumulation: int = 1, example_tokens: float = EXAMPLE_TOKENS,
+             gradient_checkpointing: bool = True) -> Estimate:
+    """Peak memory and training time of one LoRA run. `precision` is "bf16", "fp16", "fp32" or an
+    `environment.Precision`; `gpu` is "T4", "H200", ... or `environment.gpu()`. Unpacked batches are taken as
+    padding-free (Unsloth turned that on in every measured run): `batch` examples of `example_tokens` each."""
+    shape, precision = shape_of(model), getattr(precision, "name", precision)
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision {precision!r} is not one of bf16, fp16, fp32")
+    for name, value in (("r", r), ("batch", batch), ("max_length", max_length), ("accumulation", accumulation)):
+        if value < 1:
+            raise ValueError(f"{name} = {value}: it must be at least 1")
+    gpu_name, gpu_gib, tflops = gpu_spec(gpu)
+    bytes_16 = 4 if precision == "fp32" else 2
+    if load_in_4bit:
+        weights = shape.embedding_params * bytes_16 + (shape.params - shape.embedding_params) * BNB_4BIT_BYTES
+    else:
+        weights = shape.params * bytes_16
+    tokens = batch * max_length * PACKED_FILL if packing else batch * min(example_tokens, max_length)
+    per_token = (PACKED_MIB_PER_TOKEN if packing else UNPACKED_MIB_PER_TOKEN) * 2**20
+    per_token *= shape.layers_x_hidden / MEASURED.layers_x_hidden * bytes_16 / 2
+    if not gradient_checkpointing:
+        per_token += NO_CHECKPOINT_BYTES_PER_TOKEN_LAYER_HIDDEN * shape.layers_x_hidden * bytes_16 / 2
+    notes = []
+    seconds = None
+    if tflops is not None:
+        rate = H200_TOKENS_PER_S * tflops / TFLOPS["H200"] * MEASURED.active_params / shape.active_params
+        per_micro_batch = max(STEP_FLOOR_S, tokens / rate) * (FOUR_BIT_SLOWDOWN if load_in_4bit else 1)
+        seconds = WARMUP_S + steps * accumulation * per_micro_batch
+        if "H200" not in gpu_name.upper():
+            notes.append(f"time scaled from the H200 by {tflops}/{TFLOPS['H200']} TFLOPS, not measured on a {gpu_name}")
+    if shape is not MEASURED:
+        notes.append(f"{shape.label} was never measured: its activations are the 0.3B's scaled by size")
+        if load_in_4bit:
+            notes.append("assumes every expert weight is stored in 4-bit; expert tensors left in 16-bit need ~4x more")
+    packed = f"{batch} x {max_length} packed" if packing else f"batch {batch} unpacked"
+    settings = (f"r={r}, {packed}" + (f" x {accumulation} accumulation" if accumulation > 1 else "")
+                + f", {'4-bit' if load_in_4bit else precision}"
+                + ("" if gradient_checkpointing else ", no checkpointing"))
+    lora = shape.lora_params_per_rank * r * LORA_BYTES_PER_PARAM
+    workspace = WORKSPACE_GIB + (FOUR_BIT_EXTRA_GIB if load_in_4bit else 0.0)
+    return Estimate(shape.label, gpu_name, gpu_gib, weights / GIB, lora / GIB, tokens * per_token / GIB, workspace,
+                    tokens, steps, seconds, settings, load_in_4bit, tuple(notes))
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
+
+
+def warning(est: Estimate, precision=None) -> str:
+    """A sentence when `est` will not fit its GPU, or leaves under 10% of it free; "" when it fits comfortably.
+    Pass the run's `precision` to also warn about bf16 on a T4."""
+    lines = []
+    if est.weights_gib + CUDA_CONTEXT_GIB > est.gpu_gib:
+        lines.append(f"will NOT fit: the weights alone are {est.weights_gib:.1f} GiB and the {est.gpu} has "
+                     f"{est.gpu_gib:.1f} GiB. " + ("Load the model in 4-bit." if not est.load_in_4bit else
+                                                  "This model needs a bigger GPU."))
+    elif not est.fits():
+        lines.append(f"will NOT fit: ~{est.peak_gib:.1f} GiB needed, the {est.gpu} has {est.gpu_gib:.1f} GiB. "
+                     "Lower the batch size (raise gradient accumulation to keep the effective batch), then "
+                     "max_length, then r"
+                     + ("; or load in 4-bit." if not est.load_in_4bit else "."))
+    elif not est.fits(headroom=HEADROOM):
+        free = est.gpu_gib - est.peak_gib
+        lines.append(f"tight: ~{est.peak_gib:.1f} of {est.gpu_gib:.1f} GiB, only {free:.1f} GiB "
+                     f"({free / est.gpu_gib:.0%}) left; a longer batch than average can run out of memory. "
+                     "Lower the batch size or max_length.")
+    if getattr(precision, "name", precision) == "bf16" and "T4" in est.gpu.upper():
+        lines.append("a T4 (compute capability 7.5) has no bf16: train in fp16.")
+    return " ".join(lines)
+
+
+def budget_readout(as_html: bool = True, current=None, **settings) -> str:
+    """One line for a slider: the T4 estimate, its warning, and (when `current` is an `environment.gpu()` card
+    that is not a T4) the same run on this GPU. `settings` are `estimate`'s keywords."""
+    t4 = estimate(**{**settings, "gpu": "T4"})
+    parts = [f"T4 estimate (not measured on a T4): ~{t4.peak_gib:.1f} of {t4.gpu_gib:.1f} GiB"
+             + (f", ~{minutes(t4.seconds)}" if t4.seconds is not None else "")]
+    if current is not None and "T4" not in current.name.upper():
+        here = estimate(**{**settings, "gpu": current})
+        parts.append(f"this {here.gpu}: ~{here.peak_gib:.1f} of {here.gpu_gib:.0f} GiB"
+                     + (f", ~{minutes(here.seconds)}" if here.seconds is not None else ""))
+    text = "; ".join(parts)
+    if shape_of(settings.get("model", "0.3b")) is not MEASURED:
+        text += f" ({t4.model} was never measured: a rough scale-up of the 0.3B's figures)"
+    alert = warning(t4)  # a T4 trains in fp16 whatever this machine chose, so no precision warning here
+    if not as_html:
+        return text + (f". WARNING: {alert}" if alert else "")
+    line = html.escape(text)
+    return line + (f"<br><span style='color:#b00020'><b>Warning:</b> {html.escape(alert)}</span>" if alert else "")

@@ -1,0 +1,349 @@
+"""The course doctor: checks for the failures learners hit most, each with its fix.
+
+    from course_lib.doctor import doctor
+    doctor()                                  # after the environment report: GPU runtime, import order, precision
+    doctor(trainer=trainer)                   # after SFTTrainer(...): also precision vs model, template, labels
+    doctor(error=err, trainer=trainer)        # after a failure: out of memory, old TRL arguments, template
+
+Each check is a small function that takes plain values (a compute capability, a dict of keyword arguments, a
+batch's labels...) and returns a list of `Problem`s, so it can be tested without a GPU. `doctor` gathers those
+values from the objects it is given and prints the result.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass
+
+IGNORE_INDEX = -100  # the label PyTorch's cross-entropy skips
+DETECT = "detect"  # doctor's default: look at this machine
+PATCHED_BY_UNSLOTH = ("transformers", "trl", "peft")  # what Unsloth patches as it is imported (its own list)
+GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")  # the test TRL's has_generation_markers makes
+
+# Keyword arguments that old tutorials pass to SFTTrainer; TRL 1.x rejects them ("unexpected keyword argument").
+TRAINER_RENAMED = {"tokenizer": "processing_class"}
+TRAINER_TO_CONFIG = {  # name in old SFTTrainer calls -> its SFTConfig field today
+    "dataset_text_field": "dataset_text_field",
+    "max_seq_length": "max_length",
+    "packing": "packing",
+    "dataset_num_proc": "dataset_num_proc",
+    "dataset_kwargs": "dataset_kwargs",
+}
+# Renamed config fields. TRL's SFTConfig rejects max_seq_length; the subclass Unsloth substitutes for it has
+# accepted it (its 2025 releases did), so copied code may run without saying which limit applies: flag it anyway.
+CONFIG_RENAMED = {"max_seq_length": "max_length", "evaluation_strategy": "eval_strategy"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str  # which check found it
+    what: str  # what is wrong, with the value that is wrong
+    fix: str  # what to do
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.what}\n    fix: {self.fix}"
+
+
+# ---- the checks -------------------------------------------------------------------------------------------------
+
+def check_gpu_runtime(in_colab: bool, cuda_available: bool) -> list[Problem]:
+    """Colab without a GPU runtime: the most common first-cell failure. Elsewhere a CPU is a supported path."""
+    if in_colab and not cuda_available:
+        return [Problem("gpu runtime", "this Colab runtime has no GPU (torch.cuda.is_available() is False): every "
+                        "notebook would fall back to the slow CPU path",
+                        "Runtime → Change runtime type → T4 GPU → Save, then run the notebook again from the top "
+                        "(the new runtime forgets installed packages and variables)")]
+    return []
+
+
+def check_import_order(modules=None) -> list[Problem]:
+    """Was unsloth imported before transformers, trl and peft? `modules` is the names in import order (default:
+    sys.modules, whose keys are kept in the order modules were first imported)."""
+    order = list(sys.modules if modules is None else modules)
+    position = {}
+    for index, name in enumerate(order):
+        # Unsloth re-inserts its own top-level entry at the end of its import; its submodules and unsloth_zoo
+        # keep the moment it started, so any of them counts as "unsloth".
+        key = "unsloth" if name.split(".")[0] in ("unsloth", "unsloth_zoo") else name
+        position.setdefault(key, index)
+    imported = [name for name in PATCHED_BY_UNSLOTH if name in position]
+    restart = ("Runtime → Restart session (a running Python cannot un-import a module), then run from the top: "
+               "`import unsloth` must be the first import, as in section 1 of every notebook")
+    if "unsloth" not in position:
+        if not imported:
+            return []
+        return [Problem("import order", f"{', '.join(imported)} imported, but unsloth was never imported: its "
+                        "speed-ups and memory savings are missing", restart)]
+    early = [name for name in imported if position[name] < position["unsloth"]]
+    if early:
+        return [Problem("import order", f"{', '.join(early)} imported before unsloth: Unsloth patches them as it is "
+                        "imported, so it could not; expect slower training, more memory, or crashes on a CPU", restart)]
+    return []
+
+
+def check_precision(capability, bf16: bool, fp16: bool, model_dtype: str | None = None) -> list[Problem]:
+    """The trainer's bf16/fp16 against the GPU (`capability`, e.g. (7, 5) for a T4; None for no GPU) and against
+    the dtype the model was loaded in ("float16", "bfloat16", ...)."""
+    same = ("load and train in the same precision, the one the course chooses: dtype=precision.torch_dtype in "
+            "from_pretrained, bf16=precision.bf16 and fp16=precision.fp16 in SFTConfig")
+    if bf16 and fp16:
+        return [Problem("precision", "bf16=True and fp16=True together: the trainer can use only one", same)]
+    if capability is None and (bf16 or fp16):
+        flag = "bf16" if bf16 else "fp16"
+        return [Problem("precision", f"{flag}=True, but there is no GPU: a CPU trains in fp32 (mixed precision there "
+                        "is emulated or refused)", "bf16=False, fp16=False and use_cpu=True in SFTConfig "
+                        "(precision.bf16 and precision.fp16 are both False on a CPU)")]
+    if bf16 and capability[0] < 8:
+        major, minor = capability
+        return [Problem("precision", f"bf16=True on a GPU of compute capability {major}.{minor}: bf16 needs 8.0 or "
+                        "more (A100, L4, H100); a T4 is 7.5", "fp16=True, bf16=False in SFTConfig and "
+                        "dtype=torch.float16 in from_pretrained: the course's "
+                        "precision = env.choose_precision(card.capability) gives these")]
+    dtype = (model_dtype or "").replace("torch.", "")
+    if bf16 and dtype == "float16":
+        return [Problem("precision", "the model was loaded in float16 but the trainer asks for bf16: Unsloth stops "
+                        "with 'Model is in float16 precision but you want to use bfloat16 precision'", same)]
+    if fp16 and dtype == "bfloat16":
+        return [Problem("precision", "the model was loaded in bfloat16 but the trainer asks for fp16: Unsloth stops "
+                        "with 'Model is in bfloat16 precision but you want to use float16 precision'", same)]
+    return []
+
+
+def check_trainer_kwargs(kwargs) -> list[Problem]:
+    """Keyword arguments meant for SFTTrainer (a dict, or just their names) that TRL 1.x no longer takes there."""
+    problems = []
+    for name in kwargs:
+        if name in TRAINER_RENAMED:
+            problems.append(Problem("trl arguments", f"SFTTrainer({name}=...) is the old name",
+                                    f"SFTTrainer({TRAINER_RENAMED[name]}={name}, ...)"))
+        elif name in TRAINER_TO_CONFIG:
+            field = TRAINER_TO_CONFIG[name]
+            problems.append(Problem("trl arguments", f"SFTTrainer({name}=...) is no longer a trainer argument",
+                                    f"move it into SFTConfig as {field}=... and pass that config as args=..."))
+    return problems
+
+
+def check_config_kwargs(kwargs) -> list[Problem]:
+    """Keyword arguments meant for SFTConfig (a dict, or just their names) that were renamed."""
+    return [Problem("trl arguments", f"SFTConfig({name}=...) is the old name", f"SFTConfig({CONFIG_RENAMED[name]}=...)")
+            for name in kwargs if name in CONFIG_RENAMED]
+
+
+def check_source(text: str) -> list[Problem]:
+    """The SFTTrainer / SFTConfig / TrainingArguments calls in a cell's source, checked by keyword name.
+    `max_seq_length=` in FastLanguageModel.from_pretrained is Unsloth's own name and is left alone."""
+    # IPython's !shell and %magic lines are not Python: keep their place (line numbers) with a `pass`
+    code = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%")) else line
+                     for line in text.splitlines())
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as error:
+        return [Problem("source", f"the code does not parse as Python (line {error.lineno}: {error.msg})",
+                        "fix that syntax error first")]
+    problems, trainer_calls, config_kinds = [], 0, set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func).split(".")[-1]
+        keywords = {kw.arg: kw for kw in node.keywords if kw.arg is not None}
+        found = []
+        if name == "SFTTrainer":
+            trainer_calls += 1
+            found = check_trainer_kwargs(keywords)
+        elif name in ("SFTConfig", "TrainingArguments"):
+            config_kinds.add(name)
+            found = check_config_kwargs(keywords)
+            if name == "SFTConfig" and not {"bf16", "fp16"} & set(keywords):
+                found.append(Problem("precision", "SFTConfig(...) sets neither bf16 nor fp16, so it defaults to "
+                                     "bf16=True, which fails on a T4 and on a CPU",
+                                     "pass bf16=precision.bf16, fp16=precision.fp16 (from env.choose_precision)"))
+        problems += [Problem(p.check, f"line {node.lineno}: {p.what}", p.fix) for p in found]
+    if trainer_calls and "TrainingArguments" in config_kinds and "SFTConfig" not in config_kinds:
+        problems.append(Problem("trl arguments", "SFTTrainer is given TrainingArguments: it has no max_length, packing "
+                                "or assistant_only_loss", "use trl.SFTConfig(...) instead; it takes every "
+                                "TrainingArguments field too"))
+    return problems
+
+
+def check_chat_template(template: str | None) -> list[Problem]:
+    """assistant_only_loss=True needs {% generation %} markers in the chat template to find the answer tokens."""
+    if template and GENERATION_TAG.search(template):
+        return []
+    return [template_problem("the tokenizer has no chat template" if not template else
+                             "the chat template has no {% generation %} markers")]
+
+
+def template_problem(what: str) -> Problem:
+    return Problem("chat template", what + ": with assistant_only_loss=True TRL cannot tell the answer tokens apart "
+                   "and stops with 'The chat template is not training-compatible'",
+                   "from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE; "
+                   "tokenizer.chat_template = ERNIE_CHAT_TEMPLATE (same text, plus the markers), before SFTTrainer")
+
+
+def _flat(values) -> list[int]:
+    values = values.tolist() if hasattr(values, "tolist") else values
+    flat, stack = [], [values]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            flat.append(int(item))
+    return flat
+
+
+def check_labels(labels, expect_masked: bool = False) -> list[Problem]:
+    """A batch's labels (tensor or nested lists). All IGNORE_INDEX: the loss has nothing to learn from.
+    With `expect_masked` (assistant_only_loss=True), none masked means the questions are trained too."""
+    flat = _flat(labels)
+    trained = sum(label != IGNORE_INDEX for label in flat)
+    look = "decode a batch's trained tokens, as notebook 4 section 10 does"
+    if not flat:
+        return [Problem("labels", "the batch has no labels at all", "check that the dataset is not empty; " + look)]
+    if trained == 0:
+        return [Problem("labels", f"all {len(flat):,} labels in the batch are {IGNORE_INDEX}: no token is trained, so "
+                        "the loss is 0 or nan and the adapter learns nothing",
+                        "check the chat template's {% generation %} markers and that max_length does not cut the "
+                        "answers off (notebook 3's length histogram); " + look)]
+    if expect_masked and trained == len(flat):
+        return [Problem("labels", f"all {len(flat):,} labels are trained, although assistant_only_loss=True should mask "
+                        "the questions", "check the chat template's {% generation %} markers; " + look)]
+    return []
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return "out of memory" in str(error).lower()
+
+
+def oom_advice(batch: int | None = None, accumulation: int = 1, max_length: int | None = None, r: int | None = None,
+               load_in_4bit: bool | None = None, gradient_checkpointing: bool | None = None) -> list[str]:
+    """What to lower after an out-of-memory error, in the order that costs the least: batch size (keeping the
+    effective batch with accumulation), max_length, LoRA r, 4-bit loading, gradient checkpointing."""
+    steps = []
+    if batch is None:
+        steps.append("halve per_device_train_batch_size and double gradient_accumulation_steps: the effective batch "
+                     "stays the same")
+    elif batch > 1:
+        steps.append(f"per_device_train_batch_size {batch} -> {batch // 2} and gradient_accumulation_steps "
+                     f"{accumulation} -> {accumulation * 2}: the effective batch stays {batch * accumulation}")
+    if max_length is None or max_length > 128:  # a word problem in ERNIE's chat format is ~100-400 tokens
+        now = f"max_length {max_length} -> {max_length // 2}" if max_length else "lower max_length"
+        steps.append(f"{now} in SFTConfig (and MAX_SEQ_LENGTH): notebook 3's histogram shows how long the examples "
+                     "are; longer ones are cut")
+    if r is None or r > 4:
+        steps.append(f"LoRA r {r} -> {r // 2}, lora_alpha -> {r}" if r else "a lower LoRA r (lora_alpha = 2r)")
+    if not load_in_4bit:
+        steps.append("load_in_4bit=True in FastLanguageModel.from_pretrained (QLoRA): a quarter of the weights' memory")
+    if not gradient_checkpointing:
+        steps.append('use_gradient_checkpointing="unsloth" in get_peft_model (and gradient_checkpointing=True in '
+                     "SFTConfig): recompute activations instead of keeping them")
+    steps.append("then Runtime → Restart session and run from the top: memory held by the failed step is not freed")
+    return steps
+
+
+def check_error(error: BaseException, settings: dict | None = None) -> list[Problem]:
+    """Explain an exception a cell raised: out of memory, an old TRL keyword, the chat template, bf16."""
+    message = str(error)
+    if is_out_of_memory(error):
+        settings = settings or {}
+        steps = oom_advice(settings.get("batch"), settings.get("accumulation") or 1, settings.get("max_length"),
+                           settings.get("r"), settings.get("load_in_4bit"), settings.get("gradient_checkpointing"))
+        return [Problem("out of memory", "the GPU ran out of memory", "in this order, one at a time:"
+                        + "".join(f"\n      ({i}) {step}" for i, step in enumerate(steps, 1)))]
+    keyword = re.search(r"unexpected keyword argument '(\w+)'", message)
+    if isinstance(error, TypeError) and keyword:
+        name = keyword.group(1)
+        found = check_config_kwargs([name]) if "SFTConfig" in message or "Arguments" in message else []
+        return found or check_trainer_kwargs([name]) or check_config_kwargs([name])
+    if "training-compatible" in message or ("generation" in message and "chat template" in message):
+        return [template_problem("TRL refused the chat template")]
+    if "bf16" in message and ("doesn't support" in message or "requires" in message):
+        return [Problem("precision", f"the trainer refused bf16: {message.splitlines()[0]}",
+                        "pass bf16=precision.bf16, fp16=precision.fp16 (and use_cpu=True without a GPU) to SFTConfig")]
+    return []
+
+
+# ---- the one call -----------------------------------------------------------------------------------------------
+
+def _model_settings(model) -> dict:
+    """LoRA r, 4-bit and dtype of a (PEFT) model, where they can be read."""
+    found = {}
+    peft_config = getattr(model, "peft_config", None)
+    if isinstance(peft_config, dict) and peft_config:
+        found["r"] = getattr(next(iter(peft_config.values())), "r", None)
+    found["load_in_4bit"] = bool(getattr(model, "is_loaded_in_4bit", False))
+    config = getattr(model, "config", None)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if dtype is None and hasattr(model, "get_input_embeddings"):
+        dtype = model.get_input_embeddings().weight.dtype
+    found["dtype"] = str(dtype).replace("torch.", "") if dtype is not None else None
+    return found
+
+
+def doctor(model=None, tokenizer=None, training_args=None, trainer=None, *, error=None, source: str | None = None,
+           capability=DETECT, in_colab: bool | None = None, modules=None, show: bool = True) -> list[Problem]:
+    """Run every check the given objects allow, print each problem with its fix (or "no problems found"), and
+    return the problems. `capability` (e.g. (7, 5); None for no GPU), `in_colab` and `modules` (names in import
+    order) default to this machine's; pass them to check another situation."""
+    import course_lib.environment as env
+
+    if trainer is not None:
+        model = model if model is not None else trainer.model
+        tokenizer = tokenizer if tokenizer is not None else getattr(trainer, "processing_class", None)
+        training_args = training_args if training_args is not None else trainer.args
+    if capability == DETECT:
+        card = env.gpu()
+        capability = card.capability if card else None
+    in_colab = env.in_colab() if in_colab is None else in_colab
+    problems, checked = [], ["GPU runtime", "import order", "precision"]
+
+    problems += check_gpu_runtime(in_colab, capability is not None)
+    problems += check_import_order(modules)
+    try:
+        env.choose_precision(capability)  # raises if $ERNIE_COURSE_PRECISION asks for what this machine cannot do
+    except ValueError as refused:
+        problems.append(Problem("precision", str(refused), f"unset {env.PRECISION_ENV}, or set it to fp16 or fp32"))
+    model_settings = _model_settings(model) if model is not None else {}
+    if training_args is not None:
+        problems += check_precision(capability, bool(training_args.bf16), bool(training_args.fp16),
+                                    model_settings.get("dtype"))
+    assistant_only = bool(getattr(training_args, "assistant_only_loss", False))
+    if tokenizer is not None and (training_args is None or assistant_only):
+        checked.append("chat template")
+        problems += check_chat_template(getattr(tokenizer, "chat_template", None))
+    if trainer is not None:
+        checked.append("labels")
+        try:
+            batch = next(iter(trainer.get_train_dataloader()))
+            problems += check_labels(batch["labels"], expect_masked=assistant_only)
+        except Exception as failed:  # a batch that cannot be built is itself the finding
+            problems.append(Problem("labels", f"could not build a training batch: {type(failed).__name__}: {failed}",
+                                    "read the error above; the dataset needs a `messages` column (notebook 3)"))
+    if source is not None:
+        checked.append("source")
+        problems += check_source(source)
+    if error is not None:
+        checked.append("error")
+        settings = dict(model_settings)
+        if training_args is not None:
+            settings.update(batch=training_args.per_device_train_batch_size,
+                            accumulation=training_args.gradient_accumulation_steps,
+                            max_length=getattr(training_args, "max_length", None),
+                            gradient_checkpointing=training_args.gradient_checkpointing)
+        found = check_error(error, settings)
+        problems += found or [Problem("error", f"{type(error).__name__}: {error}", "not one the doctor knows: read "
+                                      "the traceback's last lines; docs/teaching.md lists where classes fall behind")]
+    if show:
+        print(report(problems, checked))
+    return problems
+
+
+def report(problems: list[Problem], checked: list[str]) -> str:
+    if not problems:
+        return f"doctor: no problems found (checked: {', '.join(checked)})"
+    return f"doctor: {len(problems)} problem(s)\n" + "\n".join(str(p) for p in problems)
