@@ -88,14 +88,22 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def hub_url() -> str:
+    """The default model's page on the Hub, or on the mirror HF_ENDPOINT names (e.g. hf-mirror.com in China),
+    which huggingface_hub then downloads from too."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return HUB_URL.replace("https://huggingface.co", endpoint, 1)
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face Hub answers within `timeout` seconds. HF_HUB_OFFLINE=1 means no."""
+    """True when the Hugging Face Hub (or its HF_ENDPOINT mirror) answers within `timeout` seconds.
+    HF_HUB_OFFLINE=1 means no."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
     import urllib.request
 
     try:
-        with urllib.request.urlopen(urllib.request.Request(HUB_URL, method="HEAD"), timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(hub_url(), method="HEAD"), timeout=timeout):
             return True
     except Exception:  # refused, timed out, DNS failure, proxy error: all mean "not reachable from here"
         return False

@@ -1,11 +1,16 @@
-"""What a save wrote, and whether two models agree: folder sizes, stored dtypes, a logit comparison.
+"""What a save wrote, and whether two models agree: folder sizes, stored dtypes, a logit comparison; and
+saving safely: a folder that appears only when the save succeeded, and a disk-space check before it starts.
 
-The saving itself (`save_pretrained`, `save_pretrained_merged`) stays in the notebook; these helpers only
-measure what it produced.
+The saving itself (`save_pretrained`, `save_pretrained_merged`) stays in the notebook; these helpers measure
+what it produced, or give it a place to write.
 """
 
 from __future__ import annotations
 
+import glob
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -97,3 +102,85 @@ def check_agreement(result: dict, tolerance: float, min_top1_agreement: float) -
            f"{result['max_abs_logit']:.2f} (allowed {100 * tolerance:g}%); same top-1 token at "
            f"{result['top1_agreement']:.2f}% of {result['positions']} positions (needed {min_top1_agreement:g}%)")
     return passed, why
+
+
+# Saving safely: a save that dies halfway (full disk, killed kernel, Colab disconnect) must never leave a
+# folder at the final path that looks complete.
+
+PARTIAL = ".partial-"  # staging folders are hidden siblings: .<name>.partial-<random>
+
+
+@contextmanager
+def atomic_folder(final_path, required=()):
+    """Yield a temporary sibling folder to save into; when the block succeeds (and every name in `required`
+    exists in it), it replaces `final_path`. When the block fails, it is deleted and `final_path` is left as
+    it was. An old folder at `final_path` is moved aside first and deleted only after the new one is in
+    place, so the final path holds the old complete folder, the new one, or (for an instant) nothing.
+    Staging folders left by a killed kernel (which runs no clean-up) are deleted on the next call."""
+    final = Path(final_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{glob.escape(final.name)}{PARTIAL}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL}", dir=final.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private (0700); the saved model should be readable like any folder
+    try:
+        yield staging
+        missing = [name for name in required if not (staging / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"the save wrote {sorted(p.name for p in staging.iterdir())} but not {missing}: "
+                                    f"{final} was left as it was")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{staging.name[-8:]}") if final.exists() else None
+    if old:
+        final.rename(old)
+    try:
+        staging.rename(final)  # same folder, same file system: a rename, not a copy
+    except BaseException:
+        if old:
+            old.rename(final)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def bytes_per_value(dtype) -> int:
+    """2 for torch.float16 / torch.bfloat16 / "float16" / "bf16", 4 for float32 / "fp32"..."""
+    import torch
+
+    if isinstance(dtype, str):
+        names = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "merged_16bit": "float16"}
+        dtype = getattr(torch, names.get(dtype, dtype))
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def merged_size_estimate(model, dtype) -> int:
+    """Bytes the merged model's weights take on disk in `dtype`: every base parameter once (tied embeddings
+    are one tensor), LoRA's own A and B left out, since merging folds them into the base weights. Parameters
+    stored in 4 bits count at their full shape (`quant_state.shape`), as a 16-bit merge writes them."""
+    import math
+
+    total = 0
+    for name, parameter in model.named_parameters():  # shared (tied) tensors are listed once
+        if "lora_" in name:
+            continue
+        shape = getattr(getattr(parameter, "quant_state", None), "shape", parameter.shape)
+        total += math.prod(shape)
+    return total * bytes_per_value(dtype)
+
+
+def check_free_disk(path, needed_bytes: int) -> str:
+    """OSError when the file system holding `path` (or its nearest existing parent) has less than
+    `needed_bytes` free, saying how much is missing and what to do; else a one-line summary."""
+    where = Path(path).resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < needed_bytes:
+        raise OSError(f"not enough disk space to save to {path}: it needs about {human_size(needed_bytes)}, and "
+                      f"{where} has {human_size(free)} free ({human_size(needed_bytes - free)} short). Delete what "
+                      f"you no longer need (old checkpoint-* folders, earlier merged models), or save to another "
+                      f"disk, e.g. Google Drive on Colab.")
+    return f"{human_size(free)} free on the disk of {where}, about {human_size(needed_bytes)} needed"

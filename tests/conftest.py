@@ -8,11 +8,13 @@ import unsloth  # noqa: F401
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def offline_work_dir(tmp_path_factory, monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def offline_work_dir(tmp_path_factory):
     """No test reaches for the Hub. Tests share one work folder: $ERNIE_COURSE_WORK when set (`make test`
-    sets it, so tests and notebooks build the tiny slice once), else a temporary one."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    if not os.environ.get("ERNIE_COURSE_WORK"):
-        monkeypatch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
-    yield
+    sets it, so tests and notebooks build the tiny slice once), else a temporary one. Session-scoped, so that
+    module-scoped fixtures (which run before function-scoped ones) see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        if not os.environ.get("ERNIE_COURSE_WORK"):
+            patch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
+        yield

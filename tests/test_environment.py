@@ -68,3 +68,10 @@ def test_precision_forced_from_the_environment(monkeypatch):
     assert precision.name == "fp16" and "ERNIE_COURSE_PRECISION=fp16" in precision.reason
     with pytest.raises(ValueError, match="no GPU"):
         choose_precision(None)  # a CPU cannot honour it, and says so
+
+
+def test_the_hub_check_follows_a_mirror(monkeypatch):
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    assert environment.hub_url() == "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.com/")
+    assert environment.hub_url() == "https://hf-mirror.com/api/models/baidu/ERNIE-4.5-0.3B-PT"
