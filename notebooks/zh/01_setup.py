@@ -1,0 +1,188 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] en_hash="5c63587f74"
+# # 1 · 环境准备：你的机器、所需的库，以及初识 ERNIE-4.5
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/01_setup.ipynb)
+#
+# **你将学到：** 如何确认自己在什么机器上运行，以及这决定了什么（能用哪种精度训练）；如何用 Unsloth 加载 ERNIE-4.5；模型内部由什么组成；ERNIE 的对话格式（chat format）是什么样子。
+#
+# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型，并且会明确告诉你。
+#
+# **在 T4 上的耗时：** 约 5 分钟，大部分花在安装上。
+
+# %% [markdown] en_hash="dc670cfd89"
+# ## 0 · 安装（仅限 Colab）
+#
+# 在 Colab 上，这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉 Colab 自带的 CUDA 版 PyTorch。在其他环境中这个单元格什么也不做：`make setup` 已经把同样的版本装进了 `.venv`。
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown] en_hash="880497ecad"
+# ## 1 · 先导入 Unsloth
+#
+# Unsloth 在被导入时会给 `transformers`、`peft` 和 `trl` 打补丁（patch）来加速训练，所以必须在它们之前导入。它还会检测 GPU，并告诉你它选择了哪个后端（backend）：在 Colab 上是 `cuda`；在没有 GPU 的机器上则是它的 CPU 后端（底层就是普通的 transformers + PEFT）。
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %% [markdown] en_hash="0dd00a9b6c"
+# ## 2 · 这是一台什么机器？
+#
+# 先看最后一行。bf16 需要计算能力（compute capability）8.0 或更高的 GPU（A100、L4、H100）。T4 是 7.5：它用 fp16 加损失缩放（loss scaling）来训练。（`torch.cuda.is_bf16_supported()` 在 T4 上会回答 *True*，因为 bf16 在那里可以被模拟，只是很慢；计算能力才是靠得住的判断依据。）CPU 用 fp32 训练。
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown] en_hash="983298e27e"
+# ## 3 · 设置
+#
+# 课程默认使用 ERNIE-4.5-0.3B-PT：一个 0.36B 参数的*基座*模型（PT = pre-trained，预训练模型，还没有学过对话）。做正式项目时，可以换成 21B 的混合专家（mixture-of-experts，MoE）模型，它每个 token 激活 3B 参数；它需要 `LOAD_IN_4BIT = True`，以及比 T4 更大的 GPU（约 24 GB）。
+
+# %% tags=["parameters"]
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
+LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+
+# %% [markdown] en_hash="24b71f8309"
+# 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用在本机构建的一个很小的 ERNIE-4.5 切片（slice），下面的横幅（banner）会醒目地说明这一点。
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %% [markdown] en_hash="be3a8fdf9b"
+# ## 4 · 用 Unsloth 加载模型
+#
+# 一次调用就能加载权重和分词器（tokenizer）。`dtype` 就是上面选出的精度；留意加载前后的内存占用。
+
+# %%
+print("before:", env.memory())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown] en_hash="4ea3e631f0"
+# ## 5 · 模型里有什么
+#
+# ERNIE-4.5-0.3B 是一个仅解码器（decoder-only）的 Transformer：token 嵌入层（embedding）、一摞结构相同的块（block，每块由注意力和一个 MLP 组成），以及一个与嵌入层共享权重的输出头。先数一数参数，再看看这些块。
+
+# %%
+n_parameters = sum(p.numel() for p in model.parameters())
+print(f"{n_parameters:,} parameters, stored as {next(model.parameters()).dtype}")
+print(f"{model.config.num_hidden_layers} blocks, hidden size {model.config.hidden_size}, "
+      f"vocabulary {model.config.vocab_size:,} tokens")
+
+# %%
+print(model)
+
+# %% [markdown] en_hash="2754ebc510"
+# 注意力采用的是*分组查询注意力*（grouped-query attention）：多个查询头（query head）共享少数几个键/值头（key/value head），因此 `k_proj` 和 `v_proj` 比 `q_proj` 窄。每个块中的这七个 Linear 层（`q/k/v/o_proj` 和 `gate/up/down_proj`），就是 LoRA 将在 notebook 2 中添加适配器（adapter）的地方。
+
+# %%
+config = model.config
+attention = model.model.layers[0].self_attn
+print(f"{config.num_attention_heads} query heads share {config.num_key_value_heads} key/value heads "
+      f"of {config.head_dim} dimensions each")
+for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+    layer = getattr(attention, name)
+    print(f"  {name}: {layer.in_features} -> {layer.out_features}")
+
+# %% [markdown] en_hash="22bb2f64f0"
+# ## 6 · 分词器
+#
+# 模型读的是 token id，而不是文本。有三个特殊 token 很重要：填充（padding，id 0），以及 ERNIE 对话格式的两个标记 `<|begin_of_sentence|>` 和 `<|end_of_sentence|>`。
+
+# %%
+for token in ("<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>"):
+    print(f"{token:>22} -> id {tokenizer.convert_tokens_to_ids(token)}")
+
+# %%
+sentence = "Maya buys 3 pens at $2 each."
+ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+print(len(ids), "tokens:", tokenizer.convert_ids_to_tokens(ids))
+
+# %% [markdown] en_hash="c265b1a16b"
+# ## 7 · ERNIE 的对话格式
+#
+# 分词器的对话模板（chat template）会把一段对话渲染成一个字符串：`User: ...`、一个换行、`Assistant: ...`，每个回答都以 `<|end_of_sentence|>` 结尾。微调要教会模型在 `Assistant: ` 之后接着写，并以这个结束标记停下。
+
+# %%
+conversation = [
+    {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
+    {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},
+]
+print(tokenizer.apply_chat_template(conversation, tokenize=False))
+
+# %% [markdown] en_hash="c09d854cce"
+# 提问时，只渲染用户那一轮，再加上*生成提示*（generation prompt）`Assistant: `；模型会续写后面的内容。
+
+# %%
+prompt = tokenizer.apply_chat_template(conversation[:1], tokenize=False, add_generation_prompt=True)
+print(repr(prompt))
+
+# %% [markdown] en_hash="9c43d23454"
+# ## 8 · 问问基座模型
+#
+# `FastLanguageModel.for_inference` 会把 Unsloth 切换到更快的生成路径。贪心解码（`do_sample=False`）让回答可以复现。基座模型从没见过这种对话格式：它多半会胡言乱语，或者停不下来。这正是微调要解决的问题。
+
+# %%
+from transformers import TextStreamer
+
+FastLanguageModel.for_inference(model)
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+_ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextStreamer(tokenizer, skip_prompt=True))
+
+# %% [markdown] en_hash="f04e5f0a22"
+# ## 小结
+#
+# - 先导入 Unsloth；它会报告自己选择了哪个后端。
+# - GPU 的计算能力决定精度：8.0 及以上用 bf16，T4 用 fp16，CPU 用 fp32。
+# - `FastLanguageModel.from_pretrained` 一次调用就返回模型和它的分词器。
+# - ERNIE-4.5-0.3B 有 18 个块，每块由分组查询注意力和一个 MLP 组成；LoRA 将适配其中的七个 Linear 层。
+# - ERNIE 的对话格式是 `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`。
+#
+# 下一步：notebook 2 添加 LoRA 适配器，并算清楚它们的开销。
+#
+# ## 练习
+#
+# 1. 修改第 7 节中的问题，再问一次。基座模型会自己停下来吗？
+# 2. 对一句中文分词。它要用多少个 token？和意思相同的英文句子相比呢？
+# 3. 设置 `LOAD_IN_4BIT = True`（仅限 GPU），重新运行第 4 节。在这里 4-bit 能省下多少内存？

@@ -1,0 +1,295 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] en_hash="9b41d1a070"
+# # 2 · LoRA：训练什么，训练多少
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/02_lora_configuration.ipynb)
+#
+# **你将学到：** 全参数微调（full fine-tuning）要付出什么代价；LoRA 如何用每层两个小矩阵取而代之；如何手算这两个矩阵的参数量（并与 PEFT 的统计核对）；秩（rank）`r`、`lora_alpha` 和 rsLoRA 如何影响更新量的缩放；哪些层会加上适配器；以及为什么一个刚创建的适配器在训练之前什么都不会改变。
+#
+# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型，并且会明确告诉你。
+#
+# **在 T4 上的耗时：** 约 4 分钟，大部分花在安装上。
+
+# %% [markdown] en_hash="dc670cfd89"
+# ## 0 · 安装（仅限 Colab）
+#
+# 在 Colab 上，这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉 Colab 自带的 CUDA 版 PyTorch。在其他环境中这个单元格什么也不做：`make setup` 已经把同样的版本装进了 `.venv`。
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown] en_hash="87139a31e9"
+# ## 1 · 先导入 Unsloth，再检查机器
+#
+# 和 notebook 1 一样：Unsloth 在被导入时会给 `transformers`、`peft` 和 `trl` 打补丁，所以它必须最先导入。报告的最后一行是加载模型时使用的精度。
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown] en_hash="4f326d40a1"
+# ## 2 · 设置
+#
+# 这些 LoRA 设置正是本 notebook 的主题：秩 `LORA_R`、它的缩放系数 `LORA_ALPHA`、要适配的层，以及 rsLoRA。notebook 4 使用相同的值；在这里修改之后，从头重新运行。
+
+# %% tags=["parameters"]
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
+LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
+LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
+LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # attention + MLP
+USE_RSLORA = False  # True: scale by alpha / sqrt(r), which keeps large ranks learning
+SEED = 3407  # seeds the adapters' random start
+
+# %% [markdown] en_hash="bf10291814"
+# 会加载哪个模型？离线时，课程会退而使用很小的 ERNIE-4.5 切片，横幅会说明这一点。下面统计出的数字都是这个切片的；真实模型的数字写在正文里，供对照。
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %% [markdown] en_hash="f89e3b7f34"
+# ## 3 · 全参数微调：所有参数，以及它们的内存账单
+#
+# 全参数微调会更新每一个参数。刚加载完时，哪些参数被*标记*为可训练（`requires_grad`）取决于走的是哪条路径：Unsloth 的 CPU 后端让它们全部保持可训练；在 GPU 上，Unsloth 会一次性把它们全部冻结，等着你加 LoRA（它的加载信息里会写着 "Switching to 16bit LoRA"），除非给 `from_pretrained` 传了 `full_finetuning=True`。
+
+# %%
+n_parameters = sum(p.numel() for p in model.parameters())
+n_requires_grad = sum(p.numel() for p in model.parameters() if p.requires_grad)
+print(f"{n_parameters:,} parameters: full fine-tuning would train all of them")
+print(f"marked trainable right after loading: {n_requires_grad:,}")
+
+# %% [markdown] en_hash="5bbe7717f2"
+# 用 AdamW 训练一个参数，比单纯存储它贵得多：优化器要在每个权重旁边再保存一个梯度和两个滑动平均值（一阶矩和二阶矩），全部是 fp32（合计 16 字节）。一个冻结的权重只占它自己那一份，按加载时的 dtype 计算。激活值（activation）在这两者之外另算，这里不计入。（对 21B 的 ERNIE 模型来说，每个参数 16 字节就是 336 GB。）
+
+# %%
+BYTES_PER_TRAINED = {"weight (fp32)": 4, "gradient (fp32)": 4, "AdamW 1st moment": 4, "AdamW 2nd moment": 4}
+bytes_per_trained = sum(BYTES_PER_TRAINED.values())
+bytes_per_frozen = next(model.parameters()).element_size()  # 2 in fp16/bf16, 4 in fp32
+full_bill = n_parameters * bytes_per_trained
+print(" + ".join(f"{name} {size} B" for name, size in BYTES_PER_TRAINED.items()), f"= {bytes_per_trained} B")
+print(f"full fine-tuning: {n_parameters:,} x {bytes_per_trained} B = {full_bill / 2**20:,.1f} MiB + activations")
+
+# %% [markdown] en_hash="cc66a3351c"
+# ## 4 · LoRA：W x + (B A) x · alpha / r
+#
+# LoRA 冻结每个权重矩阵 `W`（out × in），在它旁边学习一个低秩更新：`A`（r × in）和 `B`（out × r）。这一层计算 `W x + (B A) x · alpha / r`。取一个真实的层——第一个块的 `q_proj`——手算一下各个尺寸。
+
+# %%
+W = model.model.layers[0].self_attn.q_proj.weight
+fan_out, fan_in = W.shape
+print(f"W: {fan_out} x {fan_in} = {W.numel():,} parameters")
+print(f"A: {LORA_R} x {fan_in} = {LORA_R * fan_in:,}   B: {fan_out} x {LORA_R} = {fan_out * LORA_R:,}")
+adapter = LORA_R * (fan_in + fan_out)
+print(f"A + B = r x (in + out) = {adapter:,} parameters, {100 * adapter / W.numel():.1f}% of W's")
+
+# %% [markdown] en_hash="4fdc61056d"
+# `B A` 的形状和 W 相同，所以可以加到 W 上；但它只能沿 `r` 个方向改变 W：它的秩最多是 `r`。用形状正确的随机 A 和 B 就能看出这一点。
+
+# %%
+import torch
+
+A = torch.randn(LORA_R, fan_in)
+B = torch.randn(fan_out, LORA_R)
+print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
+      f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
+
+# %% [markdown] en_hash="863e81735f"
+# ## 5 · 选择秩
+#
+# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+
+# %%
+from course_lib.widgets import linear_shapes, rank_slider
+
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R)
+r_slider
+
+# %% [markdown] en_hash="f2ed0efcc8"
+# 下一个单元格读取滑块的值。`lora_alpha` 跟随 `r` 变化，保持你的设置中两者的比例（`LORA_ALPHA / LORA_R`，默认是 2）：课程的规则是 `lora_alpha = 2 * r`。
+
+# %%
+r = r_slider.value
+lora_alpha = LORA_ALPHA * r // LORA_R  # 2 * r with the default settings
+print(f"r = {r}, lora_alpha = {lora_alpha}")
+
+# %% [markdown] en_hash="7b1c24b25b"
+# ## 6 · r、lora_alpha 与 rsLoRA：更新量的缩放
+#
+# PEFT 把 `B A x` 乘以 `alpha / r`；rsLoRA（rank-stabilized LoRA，秩稳定 LoRA）则乘以 `alpha / sqrt(r)`。下面对比这两种缩放：一组取 `alpha = 2r`，另一组把 alpha 固定为 `LORA_ALPHA`。
+
+# %%
+print(f"{'r':>5} | alpha = 2r:  alpha/r  alpha/sqrt(r) | alpha = {LORA_ALPHA}:  alpha/r  alpha/sqrt(r)")
+for rank in (4, 8, 16, 32, 64, 128):
+    print(f"{rank:>5} | {2 * rank:>10}  {2 * rank / rank:>7.3f}  {2 * rank / rank ** 0.5:>13.3f} "
+          f"| {LORA_ALPHA:>10}  {LORA_ALPHA / rank:>7.3f}  {LORA_ALPHA / rank ** 0.5:>13.3f}")
+
+# %% [markdown] en_hash="18e5f96f27"
+# alpha 固定时，标准缩放 `alpha / r` 会随秩增大而变小：秩为 128 的适配器，其更新量的缩放比秩为 4 的小 32 倍，所以大的秩学得慢、收益也小。rsLoRA 改为除以 `sqrt(r)`，这个缩放能让更新量的大小在不同的秩之间保持稳定，所以大的秩也能继续学习。课程的 `alpha = 2r` 用另一种方式避免了缩放变小（缩放始终是 2）；如果打开 rsLoRA，就应改为固定 alpha，否则缩放会按 `2 sqrt(r)` 增长。
+
+# %%
+scaling = lora_alpha / r ** 0.5 if USE_RSLORA else lora_alpha / r
+print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} -> scale {scaling:.3f}")
+
+# %% [markdown] en_hash="ec54db7c35"
+# ## 7 · 先手算适配器参数量，再添加适配器
+#
+# 名字以 `TARGET_MODULES` 中某一项结尾的每个 Linear 层，都会得到自己的 A 和 B，所以 LoRA 每层增加 `r × (in + out)` 个参数。在问 PEFT 之前，先自己加总一遍。（在真实的 ERNIE-4.5-0.3B 上，对 18 个块的全部七个投影取 r = 16，一共是 6,045,696 个参数，占模型的 1.7%；小切片只有 128 宽，所以同样的 r 在它里面所占的比例要大得多。）
+
+# %%
+shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
+print(f"{len(shapes)} layers match; first: {shapes[0]}")
+print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
+      f"{100 * hand_count / n_parameters:.2f}% of the model's {n_parameters:,}")
+
+# %% [markdown] en_hash="bc154281e9"
+# 第 9 节会验证一个刚创建的适配器什么都不改变。所以现在，在添加 LoRA 之前，先记下模型在一个提示（prompt）上的输出（它的 logits）。
+
+# %%
+question = [{"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"}]
+prompt = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+with torch.no_grad():
+    logits_before = model(**inputs).logits
+print(f"logits before LoRA: {tuple(logits_before.shape)} (batch, tokens, vocabulary)")
+
+# %% [markdown] en_hash="691e0d7aaf"
+# 接下来就是这个调用本身。在 GPU 上，它走 Unsloth 的快速 LoRA 路径；在 CPU 上，Unsloth 把它交给 PEFT。两条路径的关键字参数完全相同。
+
+# %%
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=r,  # rank: 8, 16, 32, 64; 16 suits a small task like ours
+    target_modules=TARGET_MODULES,  # all seven projections; attention only trains fewer parameters
+    lora_alpha=lora_alpha,  # scale numerator: B A x is multiplied by alpha / r; 2 x r is a good start
+    lora_dropout=LORA_DROPOUT,  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting
+    bias="none",  # "none" is fastest in Unsloth; ERNIE's Linear layers have no bias anyway
+    use_gradient_checkpointing="unsloth",  # recompute activations in backward: less memory, longer contexts
+    random_state=SEED,  # seeds A's random start, so runs repeat
+    use_rslora=USE_RSLORA,  # True: scale by alpha / sqrt(r) instead of alpha / r
+)
+
+# %% [markdown] en_hash="c50effbc5c"
+# PEFT 也会统计可训练参数。两个数必须一致。
+
+# %%
+trainable, total = model.get_nb_trainable_parameters()
+print(f"by hand: {hand_count:,}   PEFT: {trainable:,}   equal: {hand_count == trainable}")
+print(f"PEFT's total {total:,} = the model's {n_parameters:,} + the adapters {trainable:,}")
+assert trainable == hand_count
+
+# %% [markdown] en_hash="f60326ce3b"
+# 回到第 3 节的内存账单：用了 LoRA，只有适配器需要承担训练的 16 字节；冻结的模型只为自己的权重付费。
+
+# %%
+lora_bill = n_parameters * bytes_per_frozen + trainable * bytes_per_trained
+print(f"LoRA: {n_parameters:,} frozen x {bytes_per_frozen} B + {trainable:,} trained x {bytes_per_trained} B "
+      f"= {lora_bill / 2**20:,.1f} MiB")
+print(f"full fine-tuning: {full_bill / 2**20:,.1f} MiB, {full_bill / lora_bill:.1f} times LoRA's")
+
+# %% [markdown] en_hash="781ff4cd44"
+# ## 8 · 哪些层加上了适配器
+#
+# PEFT 把每个目标 Linear 层替换成了一个 LoRA 层，里面装着 `lora_A` 和 `lora_B`。按种类分组列出来：每个块各贡献一个。
+
+# %%
+from collections import Counter
+
+wrapped = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
+print(f"{len(wrapped)} layers have adapters, first: {wrapped[0]}")
+for kind, count in Counter(name.split(".")[-1] for name in wrapped).items():
+    print(f"  {kind:<10} {count}")
+
+# %% [markdown] en_hash="6e58bba28b"
+# 其余的一切（嵌入层、归一化层、被包装的层内部那些冻结的 `W`）都不再训练：只有 `lora_A` 和 `lora_B` 这些张量会训练。
+
+# %%
+trainable_names = [name for name, p in model.named_parameters() if p.requires_grad]
+print(f"{len(trainable_names)} trainable tensors, all LoRA: {all('lora_' in name for name in trainable_names)}")
+print("for example:", trainable_names[:2])
+
+# %% [markdown] en_hash="28ad36acf8"
+# 近距离看一个被包装的层：`base_layer` 是冻结的 W，`lora_A` 把 `in` 个特征降到 `r` 维，`lora_B` 再把它们映射回 `out` 维。PEFT 存下了它将要使用的缩放系数；和第 6 节对比一下。
+
+# %%
+q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+print(q_proj)
+print(f"PEFT's scaling: {q_proj.scaling['default']:.3f}   expected: {scaling:.3f}")
+
+# %% [markdown] en_hash="764d915e09"
+# ## 9 · 刚创建的适配器什么都不改变
+#
+# PEFT 把 `B` 初始化为零（`A` 是随机的），所以 `B A x` 为零，模型的计算结果与之前完全相同。随后，训练让 `B` 离开零；正是随机的 `A` 让 `B` 的梯度不为零。
+
+# %%
+lora_B = [module.weight for name, module in model.named_modules() if name.endswith("lora_B.default")]
+lora_A = [module.weight for name, module in model.named_modules() if name.endswith("lora_A.default")]
+print(f"{len(lora_B)} lora_B matrices, all zero: {all(bool((w == 0).all()) for w in lora_B)}")
+print(f"{len(lora_A)} lora_A matrices, mean |value|: {torch.cat([w.flatten() for w in lora_A]).abs().mean():.4f}")
+
+# %% [markdown] en_hash="1574e99753"
+# 还是添加 LoRA 之前用过的那个提示：两组 logits 之间的最大差值应该是 0。
+
+# %%
+with torch.no_grad():
+    logits_after = model(**inputs).logits
+print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
+
+# %% [markdown] en_hash="9a4b1022a7"
+# ## 小结
+#
+# - 全参数微调用 AdamW 训练每一个参数，每个约 16 字节；LoRA 只训练小小的适配器，模型保持冻结，每个参数 2 字节（16-bit）。
+# - 每个被适配的 Linear 层得到 `A`（r × in）和 `B`（out × r）：共 `r × (in + out)` 个参数，更新量为 `B A x · alpha / r`，其秩最多为 `r`。
+# - 在调用 `FastLanguageModel.get_peft_model` 之前，先手算适配器的参数量；PEFT 的统计必须与之相符。
+# - alpha 固定时，`alpha / r` 会随秩增大而缩小；课程保持 `alpha = 2r`，而 rsLoRA（`alpha / sqrt(r)`）是另一种解决办法。
+# - `B` 从零开始，所以在训练改变它之前，模型的输出保持不变。
+#
+# 下一步：notebook 3 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
+#
+# ## 练习
+#
+# 1. 设置 `TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]`（只适配注意力），然后重新运行。还剩多少可训练参数？第 8 节的列表中少了哪几类？
+# 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
+# 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？

@@ -1,0 +1,451 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] en_hash="6425e21658"
+# # 4 · 训练：SFTTrainer、loss，以及训练改变了什么
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/04_training.ipynb)
+#
+# **你将学到：** 在留出（held-out）问题上给基座模型打分；添加 LoRA 适配器；配置 TRL 的 `SFTConfig` 和 `SFTTrainer`；在一个真实的 batch 上确认只有答案参与训练；读懂学习率调度（learning-rate schedule）和 loss 曲线；保存 checkpoint 并从中恢复训练；衡量训练改变了什么；以及为 notebook 5 保存适配器。
+#
+# **你需要：** 一个带 GPU 的 Colab 运行时（*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*）。notebook 3 保存的数据从工作目录读取；如果那里没有，本 notebook 会重建课程的默认数据，并且会说明这一点。
+#
+# **在 T4 上的耗时：** 约 10 分钟：安装 2 分钟，训练几分钟，其余时间用来在训练前后给回答打分。
+
+# %% [markdown] en_hash="dc670cfd89"
+# ## 0 · 安装（仅限 Colab）
+#
+# 在 Colab 上，这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉 Colab 自带的 CUDA 版 PyTorch。在其他环境中这个单元格什么也不做：`make setup` 已经把同样的版本装进了 `.venv`。
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:
+    COURSE_DIR = "/content/ernie-lora-course"
+    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    # !pip install --quiet -r {COURSE_DIR}/requirements.txt
+    # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
+    # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown] en_hash="7d2be74cf6"
+# ## 1 · 先导入 Unsloth
+#
+# Unsloth 在被导入时会给 `transformers`、`peft` 和 `trl` 打补丁，所以要在它们之前导入；它会告诉你自己选择了哪个后端。
+
+# %%
+import unsloth  # noqa: F401  (first, before transformers / peft / trl)
+from unsloth import FastLanguageModel
+
+import course_lib.environment as env
+
+# %% [markdown] en_hash="8d8d656a86"
+# ## 2 · 这是一台什么机器？
+#
+# 最后一行决定 trainer 使用的精度：Ampere 或更新的 GPU 用 bf16，T4 用 fp16，CPU 用 fp32。
+
+# %%
+print(env.format_report(env.environment_report()))
+
+# %%
+card = env.gpu()
+precision = env.choose_precision(card.capability if card else None)
+print(f"train in {precision.name}: {precision.reason}")
+
+# %% [markdown] en_hash="e00a54e28d"
+# ## 3 · 设置
+#
+# 本 notebook 训练时用到的每一个数字都在这里。模型和 LoRA 的设置与 notebook 1 和 2 一致；训练设置是一次简短的首次训练（60 步），T4 几分钟就能跑完。断线之后，设置 `RESUME_FROM_CHECKPOINT = True` 并重新运行所有单元格：训练会从上一个 checkpoint 停下的地方继续。
+
+# %% tags=["parameters"]
+from course_lib.paths import work_dir
+
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
+LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
+LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
+LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # all 7 per block
+USE_RSLORA = False  # True scales by alpha / sqrt(r): steadier at high ranks
+MAX_LENGTH = 1024  # tokens per example the trainer keeps (SFTConfig max_length); longer ones are cut
+BATCH_SIZE = 8  # rows per device per step; halve it if the GPU runs out of memory
+PACKING = True  # GPU: fill each row with several examples, up to MAX_LENGTH tokens (section 9 says why)
+GRAD_ACCUMULATION = 1  # steps whose gradients add up before one update: 4 x batch 2 = batch 8
+LEARNING_RATE = 2e-4  # LoRA's usual range is 1e-4 to 5e-4; full fine-tuning uses about 10x less
+MAX_STEPS = 60  # optimizer updates; wins over num_train_epochs
+WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNING_RATE
+SEED = 3407  # same seed, same adapter initialisation and data order
+SAVE_STEPS = 20  # updates between checkpoints
+N_EVAL = 50  # held-out questions scored before and after training
+MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
+RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
+
+WORK_DIR = work_dir()  # $ERNIE_COURSE_WORK, /content/ernie-course on Colab, else ~/ernie-course
+DATA_DIR = WORK_DIR / "data"  # notebook 3 saved `train` and `heldout` here
+CHECKPOINT_DIR = WORK_DIR / "checkpoints"  # the trainer saves checkpoint-<step> folders here
+ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here; notebook 5 reads it
+
+# %% [markdown] en_hash="76a55daef9"
+# ## 4 · 加载模型
+#
+# 和 notebook 1 中的调用完全相同。离线时，横幅会醒目地说明改用了一个小替身模型。
+
+# %%
+from course_lib.models import resolve_model
+
+model_choice = resolve_model(MODEL_NAME)
+print(model_choice.banner())
+
+# %%
+print("before:", env.memory())
+
+# %%
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
+    dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+)
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown] en_hash="0f64ced92e"
+# ## 5 · 数据
+#
+# notebook 3 在工作目录中保存了两个划分：`train`，以及 `heldout`（从未用于训练的问题，用来打分）。如果它们不在了（Colab 重启运行时后会丢掉文件），这里会重建课程的默认数据，并由单元格说明这一点。
+
+# %%
+import datasets
+
+from course_lib.data import load_math_dataset, to_messages
+
+if (DATA_DIR / "train").exists() and (DATA_DIR / "heldout").exists():
+    train = datasets.load_from_disk(str(DATA_DIR / "train"))
+    heldout = datasets.load_from_disk(str(DATA_DIR / "heldout"))
+    print(f"loaded notebook 3's splits from {DATA_DIR}")
+else:
+    print("!" * 100 + f"\nNOTEBOOK 3'S OUTPUT WAS NOT FOUND in {DATA_DIR}: rebuilding the default data instead.")
+    (train, choice), (heldout, _) = load_math_dataset("train"), load_math_dataset("heldout")
+    train, heldout = train.map(to_messages), heldout.map(to_messages)
+    print(choice.banner() + "\n" + "!" * 100)
+print(f"train: {len(train):,} rows, held-out: {len(heldout):,} rows, columns {train.column_names}")
+
+# %% [markdown] en_hash="715ae93092"
+# trainer 用分词器的对话模板渲染每一段 `messages` 对话。ERNIE 自己的模板没有 `{% generation %}` 标记，而 `assistant_only_loss` 需要靠它们找到答案的 token（notebook 3 演示了原因），所以要把课程的模板（渲染出的文本完全相同）设置到分词器上。
+
+# %%
+from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+
+tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
+
+# %% [markdown] en_hash="727ffbc8fa"
+# ## 6 · 训练之前：给基座模型打分
+#
+# 要知道训练改变了什么，先得测量。`evaluate` 用对话格式提出前 `N_EVAL` 个留出问题，用贪心解码生成回答（可以复现），当一个回答的最终数字等于参考答案的最终数字时，就算它答对。把结果留着：第 15 节会再问一遍同样的问题。
+
+# %%
+from course_lib.evaluation import evaluate
+
+FastLanguageModel.for_inference(model)
+before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+print("before training:", before.summary())
+
+# %% [markdown] en_hash="7b9a0985da"
+# 基座模型写出了什么？它从没学过在 `Assistant: ` 之后作答：真实的 ERNIE-4.5-0.3B-PT 往往会胡言乱语，或者停不下来。
+
+# %%
+print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+
+# %% [markdown] en_hash="ed1fa3816a"
+# ## 7 · 添加 LoRA 适配器
+#
+# `for_training` 把 Unsloth 从推理路径切换回训练；`get_peft_model` 冻结模型并添加适配器，所用的设置与 notebook 2 讲解的相同。
+
+# %%
+FastLanguageModel.for_training(model)
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=LORA_R,  # rank of the update: 8, 16, 32, 64
+    target_modules=TARGET_MODULES,  # which Linear layers get an adapter
+    lora_alpha=LORA_ALPHA,  # scale: the update is multiplied by alpha / r
+    lora_dropout=LORA_DROPOUT,  # 0 is what Unsloth optimises for
+    bias="none",  # train no biases: the adapter stays small and mergeable
+    use_gradient_checkpointing="unsloth",  # recompute activations in the backward pass: much less memory
+    random_state=SEED,  # the adapters' initial values
+    use_rslora=USE_RSLORA,  # rank-stabilised scaling, alpha / sqrt(r)
+)
+
+# %%
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+total = sum(p.numel() for p in model.parameters())
+print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / total:.2f}%")
+
+# %% [markdown] en_hash="fa204908c1"
+# ## 8 · 训练多少
+#
+# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么，以及这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测）。在无界面（headless）模式下运行时，保持设置中的值。
+
+# %%
+import torch
+from IPython.display import display
+
+from course_lib.widgets import learning_rate_slider, steps_slider
+
+gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
+sample = train.select(range(min(500, len(train))))
+lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messages"]))["input_ids"]]
+tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
+packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
+examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+lr_slider = learning_rate_slider(LEARNING_RATE)
+step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
+                           examples_per_row)
+display(lr_slider, step_slider)
+
+# %% [markdown] en_hash="7087ff6941"
+# 这个单元格读取滑块的值。*有效 batch*（effective batch）是一次更新所平均的范围：每个设备的行数 × 梯度累积步数 × 设备数。`max_steps` 计的是更新次数，并且优先于 `num_train_epochs`。不打包时，一行就是一个样本，所以 60 步、每步 8 个样本，一共看到 480 个样本；在 GPU 上打包时，每个 1,024 token 的行装着好几个样本，60 步大约会把整个训练集看一到两遍。两种情况都足以教会模型一种格式。
+
+# %%
+import math
+
+learning_rate, max_steps = lr_slider.value, step_slider.value
+effective_batch = BATCH_SIZE * GRAD_ACCUMULATION * gpus
+steps_per_epoch = math.ceil(len(train) / (effective_batch * examples_per_row))
+print(f"learning_rate = {learning_rate:.1e}, max_steps = {max_steps}, {tokens_per_example:.0f} tokens per example")
+print(f"effective batch = {BATCH_SIZE} per device x {GRAD_ACCUMULATION} accumulation x {gpus} device(s) = "
+      f"{effective_batch} rows of about {examples_per_row:.1f} example(s) each (packing {'on' if packs else 'off'})")
+print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps / steps_per_epoch:.2f} epochs")
+
+# %% [markdown] en_hash="b54514b5ce"
+# ## 9 · Trainer
+#
+# `SFTConfig` 保存所有训练设置；请读一读注释。`assistant_only_loss=True` 只在答案上训练。
+#
+# **为什么选择打包、batch 8 和 max_length 1024。** 一道应用题大约 150 个 token。不打包时，一步 8 个样本只处理约 1,200 个 token，GPU 大部分时间都在等待。在一块 GPU 上用这个模型的完整形状实测（`bench/RESULTS.md`，一块 H200）：不打包的 batch 8 每秒训练 **7,241** 个答案和问题的 token；打包成 1,024 token 的行之后，同样 8 行一个 batch 每秒训练 **47,362** 个（6.5×），GPU 显存峰值为 **2.8 GiB**，远在 T4 的 15 GB 之内。本课程起源的那篇教程（batch 1 × 8 步梯度累积，4,096 token 的行）只有 26,782。在一个打包行中，每个样本的位置编号都从 0 重新开始（第 10 节会展示），Unsloth 把这些边界变成块对角（block-diagonal）注意力，所以样本之间不会互相关注。Unsloth 的 CPU 后端会关闭打包。
+
+# %%
+from trl import SFTConfig, SFTTrainer
+
+training_args = SFTConfig(
+    output_dir=str(CHECKPOINT_DIR),  # checkpoints land here
+    per_device_train_batch_size=BATCH_SIZE,  # examples per device per step; lower it on out-of-memory errors
+    gradient_accumulation_steps=GRAD_ACCUMULATION,  # raise it to keep the effective batch when you lower the batch
+    max_steps=max_steps,  # optimizer updates; set it to -1 to train num_train_epochs instead
+    learning_rate=learning_rate,  # peak rate, reached after warm-up
+    lr_scheduler_type="linear",  # decays linearly towards 0; "cosine" and "constant" are alternatives
+    warmup_steps=WARMUP_STEPS,  # climb from 0 first: Adam's first steps rest on little gradient history
+    optim="adamw_8bit",  # AdamW with 8-bit optimizer states: less memory, about the same results
+    weight_decay=0.01,  # a light pull towards 0 on the adapter weights
+    logging_steps=1,  # log the loss every step (5 or 10 on long runs)
+    save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
+    save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
+    packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
+    assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
+    bf16=precision.bf16,  # Ampere and newer
+    fp16=precision.fp16,  # a T4
+    use_cpu=card is None,  # no GPU: train on the CPU in fp32
+    seed=SEED,  # data order and dropout
+    report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
+)
+train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+
+# %% [markdown] en_hash="efbe93a1fc"
+# Unsloth 会对照当前机器检查这些设置。在 CPU 上，它会改写那里无法运行的设置（8-bit 优化器需要 GPU，所以换成 `adamw_torch_fused`），并在上方打印一行说明。在 GPU 上，`adamw_8bit` 会按要求运行。下面是 trainer 实际会用的设置：
+
+# %%
+args = trainer.args
+print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
+print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+
+# %% [markdown] en_hash="97ec880be2"
+# ## 10 · loss 看到的是什么：一个真实的 batch
+#
+# trainer 的数据加载器（data loader）把数据行变成一个由 `input_ids` 和 `labels` 组成的 batch。label 为 -100 表示"这里不计 loss"。解码 batch 中的第一个样本：问题和 `Assistant: ` 应该被掩盖（masked），只有答案和它的 `<|end_of_sentence|>` 参与训练。如果所有内容都参与训练，模型还会学着去写问题。（在 GPU 上，Unsloth 可能把一个 batch 的样本首尾相接地放进一行，不加填充：这时 `first_example` 会在位置编号重新从 0 开始的地方切出第一个样本。）
+
+# %%
+batch = next(iter(trainer.get_train_dataloader()))
+print({name: tuple(tensor.shape) for name, tensor in batch.items()})
+
+# %%
+from course_lib.training import IGNORE_INDEX, first_example, label_runs
+
+input_ids, labels = first_example(batch)
+for trained, ids in label_runs(input_ids, labels):
+    print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
+
+# %% [markdown] en_hash="1bb6ad63c1"
+# 对整个 batch 做同样的统计（如果有填充，填充也被掩盖）：
+
+# %%
+n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
+print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
+      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+
+# %% [markdown] en_hash="17d9ce1431"
+# ## 11 · 学习率调度
+#
+# trainer 用 `transformers.get_scheduler` 根据自己的参数构建学习率调度。在训练之前，在这里构建一个一模一样的调度并画出来：预热（warm-up）阶段线性上升，然后线性衰减到 0。注意第 1 步更新时的学习率是 0：预热是从零开始的。
+
+# %%
+from course_lib.plots import plot_schedule
+from course_lib.training import planned_learning_rates
+
+planned = planned_learning_rates(trainer.args, max_steps)
+warmup = trainer.args.get_warmup_steps(max_steps)
+print(f"step 1: {planned[0]:.1e}, step {warmup + 1} (peak): {planned[warmup]:.1e}, "
+      f"step {max_steps}: {planned[-1]:.1e}")
+figure = plot_schedule(planned, warmup)
+
+# %% [markdown] en_hash="78b185df7c"
+# ## 12 · 训练
+#
+# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。留意内存：LoRA 只训练一小部分权重，所以内存的增长比激活值多不了多少。
+
+# %%
+print("before:", env.memory())
+
+# %%
+import time
+
+start = time.perf_counter()
+trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+seconds = time.perf_counter() - start
+print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
+      f"on {card.name if card else 'the CPU'}")
+
+# %%
+print("after: ", env.memory())
+
+# %% [markdown] en_hash="5f38640537"
+# 这些是计划中的学习率吗？trainer 记录了每一步的学习率。在 transformers 5 中，第 *s* 步记录的值就是第 *s* 步更新时用的值（它在调度器前进之前读取），所以要把第 *s* 步和计划中的第 *s* 步比较；错开一步比较，两者就对不上。
+
+# %%
+from course_lib.training import logged_learning_rates
+
+logged = logged_learning_rates(trainer.state.log_history)
+same_step = max(abs(rate - planned[step - 1]) for step, rate in logged.items())
+one_off = max(abs(rate - planned[step]) for step, rate in logged.items() if step < max_steps)
+print(f"{len(logged)} logged rates; largest difference from the plan: {same_step:.1e} (same step), "
+      f"{one_off:.1e} (one step later)")
+
+# %% [markdown] en_hash="3af88d3124"
+# ## 13 · Loss
+#
+# loss 是模型在每个参与训练的 token 上的平均"意外程度"（交叉熵，单位是 nat）。先看日志中的几行，再看曲线：
+
+# %%
+import pandas as pd
+
+log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
+print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
+
+# %%
+from course_lib.plots import plot_loss
+
+figure = plot_loss(trainer.state.log_history)
+
+# %% [markdown] en_hash="edebbbeb60"
+# 如何读 loss 曲线：
+#
+# - **健康：** 一开始下降得很快，然后趋于平缓，每一步之间有些噪声（每个 batch 都不一样）。
+# - **出现尖峰，或者上升之后回不来：** 学习率太高；调低它，或者延长预热。
+# - **从一开始就是平的：** 学习率太低，或者根本没有东西在训练（检查第 10 节中被掩盖的 labels）。
+# - **很快接近 0：** 模型在死记训练数据；数据太少而 epoch 太多。像接下来几节那样，在留出问题上检查它。
+#
+# 离线用的小替身模型就是在类似的文本上预训练的，所以它的曲线起点就低，只会下降一点点。
+
+# %%
+from course_lib.plots import losses_from_history
+
+steps, losses = losses_from_history(trainer.state.log_history)
+print(f"first logged loss {losses[0]:.3f} (step {steps[0]}), last {losses[-1]:.3f} (step {steps[-1]})")
+print(f"mean of the first 5: {sum(losses[:5]) / 5:.3f}, of the last 5: {sum(losses[-5:]) / 5:.3f}")
+
+# %% [markdown] en_hash="e631d6ae3a"
+# ## 14 · Checkpoint
+#
+# 每隔 `SAVE_STEPS` 次更新，trainer 就写入一个 `checkpoint-<step>` 文件夹：适配器、优化器和调度器的状态，以及随机数状态，也就是精确地继续训练所需的全部内容。
+
+# %%
+from course_lib.saving import folder_size
+from course_lib.training import checkpoints
+
+for step, path in checkpoints(CHECKPOINT_DIR):
+    print(f"step {step:>5}: {path.name:<16} {folder_size(path) / 2**20:7.1f} MiB")
+print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-1][1].iterdir()))
+
+# %% [markdown] en_hash="dd6bef93c5"
+# **恢复训练。** 如果 Colab 在训练中途断开，重新连接后，在设置中设 `RESUME_FROM_CHECKPOINT = True`，然后运行所有单元格：`trainer.train(resume_from_checkpoint=True)` 会选取 `CHECKPOINT_DIR` 中最新的 checkpoint，从它的步数接着训练，调度和数据顺序都保持不变。
+#
+# **把 checkpoint 保存在 Google Drive 上。** Colab 运行时被回收时，它的磁盘会被清空，checkpoint 也不例外。要保留它们，就在设置单元格之后紧接着加一个单元格，挂载你的 Drive，并把 `CHECKPOINT_DIR` 指向那里（或者在设置单元格之前把 `ERNIE_COURSE_WORK` 设为 Drive 中的一个文件夹，从而保留整个工作目录）：
+#
+# ```python
+# from pathlib import Path
+# from google.colab import drive
+#
+# drive.mount('/content/drive')
+# CHECKPOINT_DIR = Path("/content/drive/MyDrive/ernie-course/checkpoints")
+# ```
+
+# %% [markdown] en_hash="b70af4f14e"
+# ## 15 · 训练之后：改变了什么
+#
+# 同样的问题，同样的贪心解码，这次经过适配器。`for_inference` 把 Unsloth 切换回它的生成路径。
+
+# %%
+FastLanguageModel.for_inference(model)
+after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
+
+# %% [markdown] en_hash="36333e3841"
+# 不要只看分数，也要看回答：在真实模型上，回答现在会遵循训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且会停下来。离线的小替身模型太小，60 步学不到多少东西：预计在它上面变化不大。
+
+# %%
+from course_lib.evaluation import side_by_side
+
+print(side_by_side(before, after, n=3))
+
+# %% [markdown] en_hash="de1b7b576e"
+# ## 16 · 保存适配器
+#
+# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。
+
+# %%
+model.save_pretrained(ADAPTER_DIR)
+tokenizer.save_pretrained(ADAPTER_DIR)
+for path in sorted(ADAPTER_DIR.iterdir()):
+    print(f"{path.stat().st_size:>12,} bytes  {path.name}")
+
+# %% [markdown] en_hash="a7caf20e24"
+# ## 小结
+#
+# - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
+# - `get_peft_model` 添加适配器；`SFTConfig` 保存所有训练设置；`SFTTrainer` 把模型、分词器、数据和设置组合在一起。
+# - `assistant_only_loss=True` 掩盖答案以外的一切（labels 为 -100）；解码一个真实的 batch 来检查。
+# - 有效 batch 是 batch × 梯度累积步数 × 设备数；`max_steps` 计的是更新次数，并且优先于 epoch 数。
+# - 学习率调度就是用 trainer 的参数调用 `get_scheduler`；记录下来的学习率与它逐步吻合。
+# - 健康的 loss 先下降，再趋于平缓。checkpoint 让你可以恢复训练；在 Colab 上要把它们保存在 Drive 里。
+# - `model.save_pretrained` 只保存适配器：几十 MB，而不是整个模型。
+#
+# 下一步：notebook 5 加载适配器，把它合并进模型，并保存结果。
+#
+# ## 练习
+#
+# 1. 设置 `LEARNING_RATE = 2e-3`（10×），重新训练。比较两条 loss 曲线和两个分数。
+# 2. 把 `LORA_R` 先改成 4，再改成 64。可训练参数、最终的 loss 和分数分别怎样变化？
+# 3. 在 GPU 上设置 `PACKING = False`。第 10 节中的 batch 现在包含多少个样本？训练要多长时间？60 步加起来相当于多少数据？
+# 4. 自己写十道带解题过程的应用题，像 notebook 3 那样构建一个带 `messages` 列的 `Dataset`，只在它上面训练 30 步，然后问模型其中一道题和一道新题。
