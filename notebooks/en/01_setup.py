@@ -208,4 +208,63 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 #
 # 1. Change the question in section 7 and ask again. Does the base model ever stop by itself?
 # 2. Tokenize a sentence in another language you know. How many tokens does it take, compared with English?
-# 3. Set `LOAD_IN_4BIT = True` (GPU only) and rerun section 4. How much memory does 4-bit save here?
+# 3. How much memory would `LOAD_IN_4BIT = True` save? 4-bit quantizes the Linear layers inside the blocks
+#    to half a byte per weight (plus a small scale per block of 64) and leaves the embeddings in 16-bit.
+#    Work it out for this model; on a GPU, also load it in 4-bit and measure.
+
+# %% [markdown]
+# ### Solutions — try first; each is folded: click to unfold it
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: does the base model stop? { display-mode: "form" }
+from course_lib.evaluation import stop_token_ids
+
+stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker fine-tuning will teach
+questions = ["A book costs $12 and a pen costs $3. What do both cost together?",
+             "Tom walks 4 km an hour for 3 hours. How far does he walk?",
+             "What is the capital of France?"]
+texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+         for q in questions]
+# One batch, padded on the left so that every row continues right after its own prompt.
+asked = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(model.device)
+output = model.generate(**asked, max_new_tokens=80, do_sample=False, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
+for new in output[:, asked["input_ids"].shape[1]:].tolist():
+    ends = [i for i, token in enumerate(new) if token in stops]  # a row that stopped is padded after its stop
+    ending = f"stopped by itself with {tokenizer.convert_ids_to_tokens(new[ends[0]])}" if ends else "cut off at 80"
+    answer = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True)
+    print(f"{ends[0] + 1 if ends else len(new):>2} tokens, {ending}: {answer[:60]!r}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: the same sentence in other languages { display-mode: "form" }
+translations = {
+    "English": sentence,
+    "French": "Maya achète 3 stylos à 2 $ chacun.",
+    "German": "Maya kauft 3 Stifte zu je 2 $.",
+    "Chinese": "玛雅买了 3 支笔，每支 2 美元。",
+}
+n_english = len(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+for language, text in translations.items():
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    print(f"{language:>8}: {n:>3} tokens for {len(text):>2} characters = {n / n_english:.1f}x English")
+# A vocabulary learned mostly from English splits other scripts into bytes (a Chinese character is 3 bytes
+# in UTF-8): more tokens means less text per context and more compute per sentence.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: what 4-bit would save { display-mode: "form" }
+import torch
+
+# bitsandbytes quantizes the Linear layers of the blocks; the embeddings (shared with the output head)
+# and the norms stay in 16-bit.
+n_quantized = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
+bytes_16bit = 2 * n_parameters
+bytes_4bit = 2 * (n_parameters - n_quantized) + n_quantized * (0.5 + 1 / 64)  # 4 bits + ~1 byte of scale per 64
+print(f"{n_quantized:,} of {n_parameters:,} parameters ({n_quantized / n_parameters:.0%}) are in quantized layers")
+print(f"16-bit: {bytes_16bit / 2**20:.2f} MiB, 4-bit: {bytes_4bit / 2**20:.2f} MiB "
+      f"= {1 - bytes_4bit / bytes_16bit:.0%} less (75% only if every weight were quantized)")
+print(f"as loaded here ({next(model.parameters()).dtype}): {model.get_memory_footprint() / 2**20:.2f} MiB")
+if card is None:
+    print("Measuring a 4-bit model needs a GPU: bitsandbytes' 4-bit layers run on CUDA.")
+else:
+    model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
+                                                      max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
+    print(f"measured in 4-bit on {card.name}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB")

@@ -333,3 +333,54 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # 2. Set `USE_RSLORA = True` and rerun. Does PEFT's stored scaling follow section 6's `alpha / sqrt(r)`?
 # 3. Set `LORA_R = 64` and `LORA_ALPHA = 128`. By how much do the trainable parameters and LoRA's memory
 #    bill grow? Is the logits difference in section 9 still 0?
+
+# %% [markdown]
+# ### Solutions — try first; each is folded: click to unfold it
+#
+# Each solution loads a fresh copy of the base model and adds its own adapters, so the notebook's `model`
+# keeps the ones section 7 added.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: attention only { display-mode: "form" }
+attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+by_hand = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in linear_shapes(base, attention))
+attention_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=attention, lora_alpha=lora_alpha,
+                                                   lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                                   use_rslora=USE_RSLORA)
+n_attention, _ = attention_model.get_nb_trainable_parameters()
+kinds = {name.split(".")[-1] for name, module in attention_model.named_modules() if hasattr(module, "lora_A")}
+print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_attention / trainable:.0%} of "
+      f"the {trainable:,} on all seven kinds")
+print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
+                                            lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                            use_rslora=True)
+stored = {module.scaling["default"] for _, module in rs_model.named_modules() if hasattr(module, "lora_A")}
+print(f"PEFT's scaling with rsLoRA, the same in every layer: {stored}")
+print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}; without rsLoRA: alpha / r = "
+      f"{lora_alpha / r:.3f}")
+# With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: rank 64 { display-mode: "form" }
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,
+                                          lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                          use_rslora=USE_RSLORA)
+n_rank64, _ = rank64.get_nb_trainable_parameters()
+bill_rank64 = n_parameters * bytes_per_frozen + n_rank64 * bytes_per_trained
+with torch.no_grad():
+    logits_rank64 = rank64(**inputs).logits
+print(f"trainable: {trainable:,} at r = {r} -> {n_rank64:,} at r = 64 ({n_rank64 / trainable:.1f}x, "
+      f"{100 * n_rank64 / n_parameters:.1f}% of the model)")
+print(f"LoRA's memory bill: {lora_bill / 2**20:.1f} -> {bill_rank64 / 2**20:.1f} MiB ({bill_rank64 / lora_bill:.2f}x); "
+      f"full fine-tuning: {full_bill / 2**20:.1f} MiB")
+print(f"max |logits at r = 64 - logits before LoRA| = {(logits_rank64 - logits_before).abs().max().item():.2e}")

@@ -361,3 +361,61 @@ for split in ("train", "heldout"):
 # 3. Change `BATCH_SIZE` to 1, 8 and 32. How does the padding fraction change, and why does packing not care?
 # 4. Render a two-turn conversation (user, assistant, user, assistant) and show its trained tokens. How many
 #    `[masked: ...]` spans are there?
+
+# %% [markdown]
+# ### Solutions — try first; each is folded: click to unfold it
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: your own question/answer pairs { display-mode: "form" }
+own_rows = [
+    {"question": "A train travels 180 km in 3 hours. What is its speed?",
+     "answer": "Speed is distance divided by time: 180 ÷ 3 = 60 km per hour.\nThe answer is 60."},
+    {"question": "Lea has 5 boxes of 12 eggs and breaks 7 eggs. How many eggs are left?",
+     "answer": "She has 5 × 12 = 60 eggs, and 60 - 7 = 53 are left.\nThe answer is 53."},
+    {"question": "What is 15% of 80?", "answer": "15% of 80 is 0.15 × 80 = 12.\nThe answer is 12."},
+]
+for row in own_rows:
+    own = tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
+    print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
+    print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
+          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+short = 128
+cut = [i for i, n in enumerate(lengths) if n > short]
+print(f"{len(cut):,} of {len(lengths):,} examples exceed {short} tokens and would be cut")
+first = encoded_train[cut[0]]
+print(show_trained_tokens(tokenizer, first["input_ids"][:short], first["assistant_masks"][:short]))
+print(f"-> trained tokens {sum(first['assistant_masks'])} -> {sum(first['assistant_masks'][:short])}; "
+      f"the end of the answer and its end marker are gone: this example never teaches the model to stop")
+lost = sum(sum(e["assistant_masks"][short:]) for e in encoded_train)
+no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
+print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
+      f"tokens are lost; {no_answer} examples keep no answer token at all")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: padding against the batch size { display-mode: "form" }
+for batch_size in (1, 8, 32):
+    s = padding_stats(lengths, batch_size, MAX_LENGTH)
+    print(f"batch {batch_size:>2}: padded {s['padded_fraction']:5.1%} padding, packed {s['packed_fraction']:.1%} "
+          f"left empty in {s['packed_rows']} rows")
+# A padded batch is as long as its longest example, and more examples make a longer longest one (one example
+# alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
+# many rows a step takes.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 4: a two-turn conversation { display-mode: "form" }
+two_turns = [
+    {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
+    {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},
+    {"role": "user", "content": "And for 5 pens?"},
+    {"role": "assistant", "content": "5 × $2 = $10.\nThe answer is 10."},
+]
+turns = tokenizer.apply_chat_template(two_turns, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+shown = show_trained_tokens(tokenizer, turns["input_ids"], turns["assistant_masks"])
+print(shown)
+print(f"-> {shown.count('[masked: ')} masked spans (each user turn with the 'Assistant: ' after it); "
+      f"{sum(turns['assistant_masks'])} of {len(turns['input_ids'])} tokens trained: both answers")

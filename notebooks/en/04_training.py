@@ -506,8 +506,123 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # ## Exercises
 #
 # 1. Set `LEARNING_RATE = 2e-3` (10×) and train again. Compare the two loss curves and the two scores.
-# 2. Change `LORA_R` to 4 and then to 64. How do the trainable parameters, the final loss and the score move?
-# 3. On a GPU, set `PACKING = False`. How many examples does the batch in section 10 now hold, how long does
-#    training take, and what do 60 steps add up to?
+# 2. Change `LORA_R` to 4 and then to 64 (with `LORA_ALPHA = 2 * LORA_R`). How do the trainable parameters,
+#    the loss and the score move?
+# 3. Packing is on by default on a GPU and off on a CPU (Unsloth's CPU backend turns it off). How many examples
+#    does a batch hold each way, and what do `max_steps` steps add up to? (Pack the tokenized examples with
+#    TRL's `pack_dataset`, as notebook 3 did.) On a GPU, also train with `PACKING = False` and compare the time.
 # 4. Write ten word problems of your own with worked answers, build a `Dataset` with a `messages` column as in
 #    notebook 3, train on it alone for 30 steps, and ask the model one of them and one new one.
+
+# %% [markdown]
+# ### Solutions — try first; each is folded: click to unfold it
+#
+# Solution 1 defines `train_fresh`, which solutions 2 and 4 reuse: it trains a new adapter on a fresh copy of
+# the base model with section 9's settings except the ones it is given, and leaves `model` and `trainer` as
+# they are. On a GPU the runs are as long as the notebook's and are scored like section 15. On a CPU they stop
+# after the first 30 steps of the same schedule, and scoring is left out (50 answers take minutes there). The
+# losses still compare fairly: every run sees the same batches in the same order, and within a first epoch each
+# step's loss is measured on a batch the model has not trained on yet.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+import dataclasses
+
+from transformers import TrainerCallback
+
+COMPARE_STEPS = max_steps if card else min(30, max_steps)  # the whole run on a GPU; its first 30 steps on a CPU
+
+
+class StopAfter(TrainerCallback):
+    """Ends training after `steps` updates without changing the schedule, which stays planned for max_steps."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.steps
+
+
+def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes):
+    """(model, losses) of a new adapter trained as in section 12, except for `changes` (SFTConfig fields) and
+    the rank (alpha keeps the settings' ratio, 2 x r)."""
+    base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                                dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+    fresh = FastLanguageModel.get_peft_model(base, r=rank, target_modules=TARGET_MODULES,
+                                             lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
+                                             bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
+                                             use_rslora=USE_RSLORA)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
+                     callbacks=[StopAfter(steps)])
+    run.train()
+    FastLanguageModel.for_inference(fresh)
+    return fresh, losses_from_history(run.state.log_history)[1]
+
+
+high_lr_model, high_lr_losses = train_fresh(learning_rate=10 * learning_rate)
+print(f"step  loss at {learning_rate:.0e} (notebook)  loss at {10 * learning_rate:.0e}")
+for step in sorted({1, *range(5, COMPARE_STEPS + 1, 5)}):
+    print(f"{step:>4}  {losses[step - 1]:>22.3f}  {high_lr_losses[step - 1]:>11.3f}")
+print(f"mean of the last 5: {sum(losses[COMPARE_STEPS - 5:COMPARE_STEPS]) / 5:.3f} against "
+      f"{sum(high_lr_losses[-5:]) / 5:.3f}")
+if card:
+    high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+    print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+n_base = total - trainable
+print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
+print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
+      f"{sum(losses[COMPARE_STEPS - 5:COMPARE_STEPS]) / 5:.3f} (the notebook's run)")
+for rank in (4, 64):
+    rank_model, rank_losses = train_fresh(rank=rank)
+    n_lora = sum(p.numel() for name, p in rank_model.named_parameters() if "lora_" in name)
+    print(f"{rank:>4}  {n_lora:>9,}  {100 * n_lora / n_base:>17.1f}%  {sum(rank_losses[-5:]) / 5:.3f}")
+    if card:
+        print("      score:", evaluate(rank_model, tokenizer, heldout, limit=N_EVAL,
+                                       max_new_tokens=MAX_NEW_TOKENS).summary())
+# The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+from trl import pack_dataset
+
+every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
+packed_rows = pack_dataset(datasets.Dataset.from_dict({"input_ids": every_example}), seq_length=MAX_LENGTH)
+per_row = len(every_example) / len(packed_rows)  # TRL's "bfd" packing, as on a GPU
+for name, per_batch in [("unpacked", effective_batch), ("packed", effective_batch * per_row)]:
+    seen = max_steps * per_batch
+    print(f"{name:>8}: a batch of {effective_batch} rows holds {per_batch:.0f} examples; {max_steps} steps = "
+          f"{seen:,.0f} examples = {seen / len(train):.2f} epochs")
+n_in_batch = len(batch["input_ids"]) if "attention_mask" in batch else int((batch["position_ids"] == 0).sum())
+print(f"section 10's batch, packing {'on' if packs else 'off'} here: {n_in_batch} examples")
+if card is None:
+    print(f"this CPU run is the unpacked one: {seconds:.0f} s for {trainer_stats.global_step} steps. Timing the "
+          "packed run needs a GPU (bench/RESULTS.md, an H200: 7,241 tokens/s unpacked, 47,362 packed).")
+else:
+    print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
+          f"{not PACKING} and run all cells to time the other way.")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 4: ten problems of your own { display-mode: "form" }
+from course_lib.data import answers_match
+from course_lib.evaluation import generate_answers
+
+own = [("Sam", 7, 5), ("Ana", 12, 9), ("Raj", 4, 8), ("Lin", 15, 6), ("Eva", 9, 9),
+       ("Tom", 21, 4), ("Mia", 3, 17), ("Ben", 11, 11), ("Zoe", 8, 14), ("Ali", 16, 7)]
+
+
+def apples(name, have, buy):
+    return {"question": f"{name} has {have} apples and buys {buy} more. How many apples does {name} have now?",
+            "answer": f"{name} had {have} and buys {buy}: {have} + {buy} = {have + buy}.\nThe answer is {have + buy}."}
+
+
+own_dataset = datasets.Dataset.from_list([apples(*row) for row in own]).map(to_messages).select_columns(["messages"])
+own_model, own_losses = train_fresh(data=own_dataset, steps=30, max_steps=30)
+# A loss near 0 means the ten are memorised; whether the new question is right then shows if more was learned.
+print(f"loss on the ten: {own_losses[0]:.3f} at step 1, {own_losses[-1]:.3f} at step 30")
+for row in (apples(*own[0]), apples("Kai", 13, 6)):
+    (answer,) = generate_answers(own_model, tokenizer, [row["question"]], max_new_tokens=64, progress=False)
+    print(f"Q: {row['question']}\nA: {answer}\n   right: {answers_match(answer, row['answer'])}")
