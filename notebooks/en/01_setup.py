@@ -70,6 +70,15 @@ precision = env.choose_precision(card.capability if card else None)
 print(f"train in {precision.name}: {precision.reason}")
 
 # %% [markdown]
+# The doctor checks what stops classes most often, before it costs time: no GPU runtime selected on Colab,
+# Unsloth imported after `transformers`, a precision this GPU cannot run. It prints each problem with its fix.
+
+# %%
+from course_lib.doctor import doctor
+
+problems = doctor()
+
+# %% [markdown]
 # ## 3 · Settings
 #
 # The course's default is ERNIE-4.5-0.3B-PT: 0.36B parameters, a *base* model (PT = pre-trained, not yet

@@ -157,12 +157,20 @@ print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.mat
 # ## 5 · Choose the rank
 #
 # Move the slider: the line under it counts what LoRA would train at that rank, over every layer named in
-# `TARGET_MODULES`. (Run headless, the slider keeps its default, `LORA_R`.)
+# `TARGET_MODULES`, and the next line estimates what notebook 4's training would need on a T4 at that rank
+# (peak GPU memory and time, from measurements on an H200 scaled to a T4: an estimate, not a T4 measurement).
+# (Run headless, the slider keeps its default, `LORA_R`.)
 
 # %%
+from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R)
+
+def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
+    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
+
+
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
 r_slider
 
 # %% [markdown]

@@ -271,6 +271,17 @@ n_exact = sum(
 print(f"{n_exact:,} of {len(encoded_train):,} examples train exactly their answer + end marker")
 
 # %% [markdown]
+# Before training on any data, check every row at once: `validate` reports empty or non-text questions and
+# answers, exact duplicates, and examples longer than `MAX_LENGTH` tokens, each by row number. The course's
+# data should pass.
+
+# %%
+from course_lib.validation import validate
+
+report = validate(train_dataset, tokenizer, max_length=MAX_LENGTH)
+print(report)
+
+# %% [markdown]
 # ## 9 · Padding or packing?
 #
 # A batch is a rectangle: every example is padded to the longest one in its batch, and the padding is
@@ -322,7 +333,55 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 # these word problems): 7,241 real tokens/s padded, 47,362 packed, 0.16 s a step both ways.
 
 # %% [markdown]
-# ## 10 · Save for notebook 4
+# ## 10 · Your own data: check it before it trains
+#
+# Your own file will not be this tidy. This one is in the Alpaca shape (`instruction`, `input`, `output`) and has
+# the usual accidents: an empty answer, a number where text belongs, a row pasted twice, and a line with a
+# missing comma. `load_rows` reads JSON Lines, CSV, a list of dicts or a `Dataset`, and names every line it
+# cannot read.
+
+# %%
+from course_lib.validation import load_rows
+
+MY_DATA = [  # one JSON object per line, as in a .jsonl file
+    '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
+    '{"instruction": "Share 20 sweets among 4 children.", "input": "How many each?", "output": ""}',
+    '{"instruction": 7, "input": "", "output": "The answer is 7."}',
+    '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
+    '{"instruction": "How many legs do 3 cats have?" "output": "3 x 4 = 12.\\nThe answer is 12."}',
+    '{"instruction": "What is 9 - 4?", "input": "", "output": "9 - 4 = 5.\\nThe answer is 5."}',
+]
+my_file = WORK_DIR / "my_data.jsonl"
+my_file.write_text("\n".join(MY_DATA) + "\n")
+try:
+    load_rows(my_file)
+except ValueError as error:
+    print(error)
+
+# %% [markdown]
+# Line 5 is broken: fix it or delete it (here: delete). `to_question_answer` then maps the columns to `question`
+# and `answer` (it also reads prompt/response, ShareGPT `conversations` and OpenAI `messages`), and `validate`
+# names each bad row: row numbers count from 0, as in `rows[i]`; file lines from 1, as in an editor.
+
+# %%
+from course_lib.validation import to_question_answer
+
+my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
+my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
+print(my_report)
+
+# %% [markdown]
+# Fix the rows in your file, or leave them out: `drop_bad` keeps the good rows, in the course's `messages` shape,
+# and says what it dropped. (`my_report.raise_if_bad()` stops the notebook instead, with the same list.)
+
+# %%
+clean, message = my_report.drop_bad()
+print(message)
+print(clean[-1]["messages"])
+
+# %% [markdown]
+# ## 11 · Save for notebook 4
 #
 # Both splits keep `question` and `answer` and add `messages`. Notebook 4 trains on `train` and evaluates
 # on `heldout`; it reads them from `DATA_DIR`, so it works in a fresh session.

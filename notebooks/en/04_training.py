@@ -107,6 +107,16 @@ CHECKPOINT_DIR = WORK_DIR / "checkpoints"  # the trainer saves checkpoint-<step>
 ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here; notebook 5 reads it
 
 # %% [markdown]
+# A typo in the settings should stop the notebook now, not after the model has loaded: `check_training_settings`
+# names any impossible value (a rank of 0, a learning rate of 2e4 for 2e-4...) and says what to use.
+
+# %%
+from course_lib.checks import check_training_settings
+
+print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+
+# %% [markdown]
 # ## 4 · Load the model
 #
 # The same call as in notebook 1. Offline, the banner says loudly that a tiny stand-in is used instead.
@@ -166,6 +176,14 @@ tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown]
+# Check that the template writes ERNIE's markers and marks exactly the answer for training:
+
+# %%
+from course_lib.checks import check_chat_template
+
+print(check_chat_template(tokenizer))
+
+# %% [markdown]
 # ## 6 · Before training: score the base model
 #
 # To know what training changed, measure first. `evaluate` asks the first `N_EVAL` held-out questions in the
@@ -215,13 +233,16 @@ print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / tot
 # ## 8 · How much to train
 #
 # Two numbers matter most for a first run: the learning rate, and the number of optimizer steps. Move the
-# sliders: the readouts say what each value usually means, and what the steps add up to in examples, epochs
-# and tokens (measured on the training data). Headless runs keep the settings' values.
+# sliders: the readouts say what each value usually means, what the steps add up to in examples, epochs
+# and tokens (measured on the training data), and what the run would need on a T4: peak GPU memory and time,
+# estimated from H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit.
+# Headless runs keep the settings' values.
 
 # %%
 import torch
 from IPython.display import display
 
+from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -232,7 +253,10 @@ packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row)
+                           examples_per_row, budget=lambda steps: budget_readout(
+                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
+                               example_tokens=tokens_per_example, current=card))
 display(lr_slider, step_slider)
 
 # %% [markdown]
@@ -260,8 +284,8 @@ print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps /
 #
 # **Why packing, batch 8 and max_length 1024.** A word problem is about 150 tokens. Unpacked, a step of 8
 # examples moves ~1,200 tokens and the GPU spends most of it waiting. Measured on one GPU with this model's
-# full shape (`bench/RESULTS.md`, an H200): unpacked batch 8 trained **7,241** answer-and-question tokens per
-# second; packed into 1,024-token rows, the same batch of 8 rows trained **47,362** (6.5×), with a peak of
+# full shape (`bench/RESULTS.md`, an H200): unpacked batch 8 processed **7,241** real (non-padding) tokens per
+# second; packed into 1,024-token rows, the same batch of 8 rows processed **47,362** (6.5×), with a peak of
 # **2.8 GiB** of GPU memory, well inside a T4's 15 GB. The tutorial this course grew from (batch 1 × 8
 # accumulation, 4,096-token rows) managed 26,782. In a packed row each example's positions restart at 0
 # (section 10 shows them), and Unsloth turns those boundaries into block-diagonal attention, so examples do
@@ -306,6 +330,15 @@ print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {ar
 print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
 
 # %% [markdown]
+# Before spending GPU time, ask the doctor about this trainer: its precision against the GPU and the model,
+# the chat template's markers, and the labels of one real batch.
+
+# %%
+from course_lib.doctor import doctor
+
+problems = doctor(trainer=trainer)
+
+# %% [markdown]
 # ## 10 · What the loss sees: one real batch
 #
 # The trainer's data loader turns rows into a batch of `input_ids` and `labels`. A label of -100 means "no
@@ -332,6 +365,17 @@ for trained, ids in label_runs(input_ids, labels):
 n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
 print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
       f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+
+# %% [markdown]
+# A guard before the long part: stop if the loss would see no token (a broken mask trains nothing, and the loss
+# reads 0 as if all were well) or every token (the questions too). Over the whole tokenized dataset it also
+# shows how many rows TRL kept: it drops, without a warning, rows whose question alone fills `MAX_LENGTH`.
+
+# %%
+from course_lib.checks import check_labels
+
+print("this batch:", check_labels(batch))
+print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
 
 # %% [markdown]
 # ## 11 · The learning-rate schedule
@@ -480,12 +524,17 @@ print(side_by_side(before, after, n=3))
 # ## 16 · Save the adapter
 #
 # `save_pretrained` on a LoRA model writes only the adapters and their configuration, not the base model:
-# for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB. The tokenizer goes with it, chat template included, so notebook 5 can load both from
-# `ADAPTER_DIR`.
+# for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB.
+# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`.
+# A save that dies halfway must not leave a folder that looks like an adapter: `atomic_folder` writes into a
+# temporary folder beside it, which becomes `ADAPTER_DIR` only once both saves have finished.
 
 # %%
-model.save_pretrained(ADAPTER_DIR)
-tokenizer.save_pretrained(ADAPTER_DIR)
+from course_lib.saving import atomic_folder
+
+with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 

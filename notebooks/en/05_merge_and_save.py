@@ -168,13 +168,27 @@ print("adapted layers:", adapted)
 # - `"merged_4bit_forced"`: merged, then stored in 4-bit: smaller, but every later conversion starts from
 #   already-rounded weights, which is why Unsloth wants the word *forced*. GPU only: on a CPU, Unsloth's
 #   backend accepts only the first two.
+#
+# A merged model is as large as the base model (0.7 GB for the 0.3B model in 16-bit), and a save that runs out
+# of disk halfway leaves a folder that looks complete but fails to load. So check the space first:
 
 # %%
-model.save_pretrained_merged(
-    str(MERGED_DIR),  # a new folder; its contents are replaced if it exists
-    tokenizer,  # saved beside the weights, so the folder is a complete model
-    save_method="merged_16bit",  # or "lora" (adapter only), "merged_4bit_forced" (4-bit, GPU only)
-)
+from course_lib.saving import atomic_folder, check_free_disk, merged_size_estimate
+
+needed = merged_size_estimate(model, "bf16")  # 2 bytes per base weight; the LoRA matrices fold into them
+print(check_free_disk(MERGED_DIR, int(1.1 * needed)))  # 10% more for the tokenizer and some headroom
+
+# %% [markdown]
+# Then save into a temporary folder beside `MERGED_DIR` that becomes `MERGED_DIR` only when the save has
+# finished; a failure leaves an older `MERGED_DIR` as it was.
+
+# %%
+with atomic_folder(MERGED_DIR, required=["config.json"]) as staging:
+    model.save_pretrained_merged(
+        str(staging),  # renamed to MERGED_DIR once the save succeeds
+        tokenizer,  # saved beside the weights, so the folder is a complete model
+        save_method="merged_16bit",  # or "lora" (adapter only), "merged_4bit_forced" (4-bit, GPU only)
+    )
 
 # %% [markdown]
 # A full model this time: `model.safetensors` holds every weight. Check the dtype it was stored in (read
@@ -260,14 +274,14 @@ for key, value in result.items():
 # %% [markdown]
 # The two cannot agree exactly, for two reasons. The merged weights `W + B A · alpha / r` were rounded to
 # 16 bits when saved: bf16 keeps 8 significant bits (about 3 decimal digits), fp16 11. Measured on the
-# course's CPU (bf16 storage, both models computing in fp32), that alone moved the largest logit by
+# course's CPU (bf16 storage, both models computing in fp32), that alone made the largest logit difference
 # 0.8-1.3% of the largest |logit| and flipped the top-1 token at 0.1-0.5% of positions, where two tokens
 # were nearly tied. And on a GPU both models compute in 16 bits, each rounding its own way (the adapter
 # model multiplies by `W` and by `B A` separately). Measured on an H200 with the slice: in fp16 that adds
 # 0.2%; in bf16 it dominates, 1.8% (the merged model in bf16 against itself in fp32).
 #
 # So the tolerance follows the precision: **3% of the largest |logit| in fp32 and fp16, 8% in bf16**, two
-# to four times what the 2-layer slice showed, for the 18 layers of the real model; and **97% top-1
+# to five times what the 2-layer slice showed, for the 18 layers of the real model; and **97% top-1
 # agreement**. A merge that lost its adapter misses both by far (next cell). Both models must compute in
 # the same precision: on the CPU, the merged model run in bf16 against the fp32 adapter model moved 1.4%.
 
@@ -314,24 +328,27 @@ assert not base_passed, "the tolerance is too loose to tell the base model from 
 # then serves it.
 #
 # **The Hugging Face Hub.** Push the merged model (or, with `save_method="lora"`, only the adapter) to a
-# repository of yours. The token needs *write* access; read it from Colab's secrets (the key icon, name
-# `HF_TOKEN`), from the environment, or type it, and never print it or put it in a cell:
+# repository of yours. The token needs *write* access. Keep it out of cells (a cell's text and output are saved
+# in the notebook): put it in Colab's Secrets panel (the key icon, name `HF_TOKEN`, notebook access on) or in the
+# `HF_TOKEN` environment variable. `hf_token` looks there, then asks with a hidden prompt; it never prints the
+# token, and its repr shows only where it came from. Is one set here?
+
+# %%
+from course_lib.secrets import hf_token
+
+token = hf_token(ask=False)  # None if no token is set; nothing in this notebook needs one
+print(repr(token) if token else "no Hugging Face token set: only needed to push to the Hub")
+
+# %% [markdown]
+# To push, run this in a new cell (not run here: it needs a token and the internet):
 #
 # ```python
-# import os
-# from getpass import getpass
-#
-# try:
-#     from google.colab import userdata
-#     hf_token = userdata.get("HF_TOKEN")
-# except ImportError:
-#     hf_token = os.environ.get("HF_TOKEN") or getpass("Hugging Face token (write access): ")
-#
+# token = hf_token(required=True)  # Colab secret, else $HF_TOKEN, else a hidden prompt; a clear error if none
 # model.push_to_hub_merged(
 #     "your-name/ernie-4.5-0.3b-math",  # the repository, created if it does not exist
 #     tokenizer,
 #     save_method="merged_16bit",  # or "lora" for the adapter alone
-#     token=hf_token,
+#     token=token,
 # )
 # ```
 #
