@@ -118,6 +118,14 @@ def test_install_cell_is_the_same_everywhere_and_installs_the_pinned_files():
     assert "--no-deps -r {COURSE_DIR}/requirements-unsloth.txt" in install
 
 
+@pytest.mark.parametrize("readme", ["README.md", "README.zh.md"])
+def test_the_readmes_show_the_notebooks_install_cell(readme):
+    """A learner may paste the README's Colab cell instead of running a notebook's: it must be the same."""
+    install = code_cells(ENGLISH[0].with_suffix(".ipynb"))[0]  # as Colab shows it: `!pip`, not `# !pip`
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / readme).read_text(), flags=re.S)
+    assert install.strip() in [block.strip() for block in blocks], f"{readme}: no Colab cell equal to the notebooks'"
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_unsloth_is_imported_before_the_libraries_it_patches(source):
     text = "\n".join(code_cells(source))
