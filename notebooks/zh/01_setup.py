@@ -61,6 +61,14 @@ card = env.gpu()
 precision = env.choose_precision(card.capability if card else None)
 print(f"train in {precision.name}: {precision.reason}")
 
+# %% [markdown] en_hash="f41cbb8079"
+# `doctor` 会在这些问题耽误时间之前，先检查课堂上最常让人卡住的几件事：在 Colab 上没有选择 GPU 运行时、Unsloth 在 `transformers` 之后才导入、所选的精度这块 GPU 跑不了。它会把每个问题连同解决办法一起打印出来。
+
+# %%
+from course_lib.doctor import doctor
+
+problems = doctor()
+
 # %% [markdown] en_hash="983298e27e"
 # ## 3 · 设置
 #
@@ -170,7 +178,7 @@ FastLanguageModel.for_inference(model)
 inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
 _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextStreamer(tokenizer, skip_prompt=True))
 
-# %% [markdown] en_hash="f04e5f0a22"
+# %% [markdown] en_hash="b08a582c6e"
 # ## 小结
 #
 # - 先导入 Unsloth；它会报告自己选择了哪个后端。
@@ -185,4 +193,61 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 #
 # 1. 修改第 7 节中的问题，再问一次。基座模型会自己停下来吗？
 # 2. 对一句中文分词。它要用多少个 token？和意思相同的英文句子相比呢？
-# 3. 设置 `LOAD_IN_4BIT = True`（仅限 GPU），重新运行第 4 节。在这里 4-bit 能省下多少内存？
+# 3. 设置 `LOAD_IN_4BIT = True` 能省下多少内存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算；如果有 GPU，再以 4-bit 实际加载并测量。
+
+# %% [markdown] en_hash="3cf358659d"
+# ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: does the base model stop? { display-mode: "form" }
+from course_lib.evaluation import stop_token_ids
+
+stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker fine-tuning will teach
+questions = ["A book costs $12 and a pen costs $3. What do both cost together?",
+             "Tom walks 4 km an hour for 3 hours. How far does he walk?",
+             "What is the capital of France?"]
+texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+         for q in questions]
+# One batch, padded on the left so that every row continues right after its own prompt.
+asked = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(model.device)
+output = model.generate(**asked, max_new_tokens=80, do_sample=False, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
+for new in output[:, asked["input_ids"].shape[1]:].tolist():
+    ends = [i for i, token in enumerate(new) if token in stops]  # a row that stopped is padded after its stop
+    ending = f"stopped by itself with {tokenizer.convert_ids_to_tokens(new[ends[0]])}" if ends else "cut off at 80"
+    answer = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True)
+    print(f"{ends[0] + 1 if ends else len(new):>2} tokens, {ending}: {answer[:60]!r}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: the same sentence in other languages { display-mode: "form" }
+translations = {
+    "English": sentence,
+    "French": "Maya achète 3 stylos à 2 $ chacun.",
+    "German": "Maya kauft 3 Stifte zu je 2 $.",
+    "Chinese": "玛雅买了 3 支笔，每支 2 美元。",
+}
+n_english = len(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+for language, text in translations.items():
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    print(f"{language:>8}: {n:>3} tokens for {len(text):>2} characters = {n / n_english:.1f}x English")
+# A vocabulary learned mostly from English splits other scripts into bytes (a Chinese character is 3 bytes
+# in UTF-8): more tokens means less text per context and more compute per sentence.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: what 4-bit would save { display-mode: "form" }
+import torch
+
+# bitsandbytes quantizes the Linear layers of the blocks; the embeddings (shared with the output head)
+# and the norms stay in 16-bit.
+n_quantized = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
+bytes_16bit = 2 * n_parameters
+bytes_4bit = 2 * (n_parameters - n_quantized) + n_quantized * (0.5 + 1 / 64)  # 4 bits + ~1 byte of scale per 64
+print(f"{n_quantized:,} of {n_parameters:,} parameters ({n_quantized / n_parameters:.0%}) are in quantized layers")
+print(f"16-bit: {bytes_16bit / 2**20:.2f} MiB, 4-bit: {bytes_4bit / 2**20:.2f} MiB "
+      f"= {1 - bytes_4bit / bytes_16bit:.0%} less (75% only if every weight were quantized)")
+print(f"as loaded here ({next(model.parameters()).dtype}): {model.get_memory_footprint() / 2**20:.2f} MiB")
+if card is None:
+    print("Measuring a 4-bit model needs a GPU: bitsandbytes' 4-bit layers run on CUDA.")
+else:
+    model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
+                                                      max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
+    print(f"measured in 4-bit on {card.name}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB")

@@ -135,15 +135,21 @@ B = torch.randn(fan_out, LORA_R)
 print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
       f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
 
-# %% [markdown] en_hash="863e81735f"
+# %% [markdown] en_hash="468740e585"
 # ## 5 · 选择秩
 #
-# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层；再下一行估算在这个秩下，notebook 4 的训练在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
 
 # %%
+from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R)
+
+def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
+    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
+
+
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
 r_slider
 
 # %% [markdown] en_hash="f2ed0efcc8"
@@ -293,3 +299,53 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # 1. 设置 `TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]`（只适配注意力），然后重新运行。还剩多少可训练参数？第 8 节的列表中少了哪几类？
 # 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
 # 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？
+
+# %% [markdown] en_hash="c0c3e40d98"
+# ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# 每个答案都会重新加载一份基座模型，并添加它自己的适配器，所以 notebook 中的 `model` 保留的仍是第 7 节添加的那些适配器。
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: attention only { display-mode: "form" }
+attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+by_hand = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in linear_shapes(base, attention))
+attention_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=attention, lora_alpha=lora_alpha,
+                                                   lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                                   use_rslora=USE_RSLORA)
+n_attention, _ = attention_model.get_nb_trainable_parameters()
+kinds = {name.split(".")[-1] for name, module in attention_model.named_modules() if hasattr(module, "lora_A")}
+print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_attention / trainable:.0%} of "
+      f"the {trainable:,} on all seven kinds")
+print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
+                                            lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                            use_rslora=True)
+stored = {module.scaling["default"] for _, module in rs_model.named_modules() if hasattr(module, "lora_A")}
+print(f"PEFT's scaling with rsLoRA, the same in every layer: {stored}")
+print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}; without rsLoRA: alpha / r = "
+      f"{lora_alpha / r:.3f}")
+# With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: rank 64 { display-mode: "form" }
+base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                            dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,
+                                          lora_dropout=LORA_DROPOUT, bias="none", random_state=SEED,
+                                          use_rslora=USE_RSLORA)
+n_rank64, _ = rank64.get_nb_trainable_parameters()
+bill_rank64 = n_parameters * bytes_per_frozen + n_rank64 * bytes_per_trained
+with torch.no_grad():
+    logits_rank64 = rank64(**inputs).logits
+print(f"trainable: {trainable:,} at r = {r} -> {n_rank64:,} at r = 64 ({n_rank64 / trainable:.1f}x, "
+      f"{100 * n_rank64 / n_parameters:.1f}% of the model)")
+print(f"LoRA's memory bill: {lora_bill / 2**20:.1f} -> {bill_rank64 / 2**20:.1f} MiB ({bill_rank64 / lora_bill:.2f}x); "
+      f"full fine-tuning: {full_bill / 2**20:.1f} MiB")
+print(f"max |logits at r = 64 - logits before LoRA| = {(logits_rank64 - logits_before).abs().max().item():.2e}")

@@ -239,6 +239,15 @@ n_exact = sum(
 )
 print(f"{n_exact:,} of {len(encoded_train):,} examples train exactly their answer + end marker")
 
+# %% [markdown] en_hash="907dd82854"
+# 在用任何数据训练之前，先把每一行都检查一遍：`validate` 会报告为空或不是文本的问题和答案、完全重复的行，以及长度超过 `MAX_LENGTH` 个 token 的样本，每一项都给出行号。课程的数据应该能通过检查。
+
+# %%
+from course_lib.validation import validate
+
+report = validate(train_dataset, tokenizer, max_length=MAX_LENGTH)
+print(report)
+
 # %% [markdown] en_hash="a4a3438f73"
 # ## 9 · 填充还是打包？
 #
@@ -278,8 +287,50 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # 少算一些位置只是收益中较小的那部分。8 个短样本组成的 batch 工作量太小，不足以让 GPU 忙起来，所以无论一步装的是 8 个样本还是 8 个满行，耗时都差不多。这就是课程在 GPU 上默认打包的原因。在 H200 上的实测结果（`bench/RESULTS.md`：0.3B 的模型形状，Unsloth，bf16，batch 8，这些应用题）：填充时每秒 7,241 个真实 token，打包时每秒 47,362 个，两种方式每步都是 0.16 s。
 
-# %% [markdown] en_hash="ff949b7943"
-# ## 10 · 为 notebook 4 保存
+# %% [markdown] en_hash="73c99a283a"
+# ## 10 · 你自己的数据：训练之前先检查
+#
+# 你自己的文件不会这么整齐。这个文件是 Alpaca 格式（`instruction`、`input`、`output`），带着几种常见的差错：一个空答案、一个本该是文本的地方写成了数字、一行被粘贴了两次，还有一行少了一个逗号。`load_rows` 能读取 JSON Lines、CSV、由字典组成的列表或 `Dataset`，并指出它读不了的每一行。
+
+# %%
+from course_lib.validation import load_rows
+
+MY_DATA = [  # one JSON object per line, as in a .jsonl file
+    '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
+    '{"instruction": "Share 20 sweets among 4 children.", "input": "How many each?", "output": ""}',
+    '{"instruction": 7, "input": "", "output": "The answer is 7."}',
+    '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
+    '{"instruction": "How many legs do 3 cats have?" "output": "3 x 4 = 12.\\nThe answer is 12."}',
+    '{"instruction": "What is 9 - 4?", "input": "", "output": "9 - 4 = 5.\\nThe answer is 5."}',
+]
+my_file = WORK_DIR / "my_data.jsonl"
+my_file.write_text("\n".join(MY_DATA) + "\n")
+try:
+    load_rows(my_file)
+except ValueError as error:
+    print(error)
+
+# %% [markdown] en_hash="95c7896e14"
+# 第 5 行坏了：修好它或者删掉它（这里选择删掉）。接着 `to_question_answer` 把各列映射成 `question` 和 `answer`（它也能读取 prompt/response、ShareGPT 的 `conversations` 和 OpenAI 的 `messages`），`validate` 则指出每一个有问题的数据行：数据行的编号从 0 开始，和 `rows[i]` 一样；文件的行号从 1 开始，和编辑器里一样。
+
+# %%
+from course_lib.validation import to_question_answer
+
+my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
+my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
+print(my_report)
+
+# %% [markdown] en_hash="c29237c8f4"
+# 修好文件里的这些行，或者把它们排除在外：`drop_bad` 保留好的行（转换成课程的 `messages` 格式），并说明丢掉了哪些。（`my_report.raise_if_bad()` 则会带着同样的清单让 notebook 停下来。）
+
+# %%
+clean, message = my_report.drop_bad()
+print(message)
+print(clean[-1]["messages"])
+
+# %% [markdown] en_hash="f09098f022"
+# ## 11 · 为 notebook 4 保存
 #
 # 两个划分（split）都保留 `question` 和 `answer`，并新增了 `messages`。notebook 4 在 `train` 上训练，在 `heldout` 上评估；它从 `DATA_DIR` 读取数据，所以在一个全新的会话里也能运行。
 
@@ -310,3 +361,61 @@ for split in ("train", "heldout"):
 # 2. 设置 `MAX_LENGTH = 128`，从第 8 节起重新运行。有多少样本被截断？它们参与训练的 token 会怎样？（用 `encoded["input_ids"][:MAX_LENGTH]` 截断一个样本看看。）
 # 3. 把 `BATCH_SIZE` 分别改成 1、8 和 32。填充比例怎么变化？为什么打包不受影响？
 # 4. 渲染一段两轮的对话（user、assistant、user、assistant），并显示它参与训练的 token。一共有几段 `[masked: ...]`？
+
+# %% [markdown] en_hash="3cf358659d"
+# ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: your own question/answer pairs { display-mode: "form" }
+own_rows = [
+    {"question": "A train travels 180 km in 3 hours. What is its speed?",
+     "answer": "Speed is distance divided by time: 180 ÷ 3 = 60 km per hour.\nThe answer is 60."},
+    {"question": "Lea has 5 boxes of 12 eggs and breaks 7 eggs. How many eggs are left?",
+     "answer": "She has 5 × 12 = 60 eggs, and 60 - 7 = 53 are left.\nThe answer is 53."},
+    {"question": "What is 15% of 80?", "answer": "15% of 80 is 0.15 × 80 = 12.\nThe answer is 12."},
+]
+for row in own_rows:
+    own = tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
+    print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
+    print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
+          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+short = 128
+cut = [i for i, n in enumerate(lengths) if n > short]
+print(f"{len(cut):,} of {len(lengths):,} examples exceed {short} tokens and would be cut")
+first = encoded_train[cut[0]]
+print(show_trained_tokens(tokenizer, first["input_ids"][:short], first["assistant_masks"][:short]))
+print(f"-> trained tokens {sum(first['assistant_masks'])} -> {sum(first['assistant_masks'][:short])}; "
+      f"the end of the answer and its end marker are gone: this example never teaches the model to stop")
+lost = sum(sum(e["assistant_masks"][short:]) for e in encoded_train)
+no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
+print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
+      f"tokens are lost; {no_answer} examples keep no answer token at all")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: padding against the batch size { display-mode: "form" }
+for batch_size in (1, 8, 32):
+    s = padding_stats(lengths, batch_size, MAX_LENGTH)
+    print(f"batch {batch_size:>2}: padded {s['padded_fraction']:5.1%} padding, packed {s['packed_fraction']:.1%} "
+          f"left empty in {s['packed_rows']} rows")
+# A padded batch is as long as its longest example, and more examples make a longer longest one (one example
+# alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
+# many rows a step takes.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 4: a two-turn conversation { display-mode: "form" }
+two_turns = [
+    {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
+    {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},
+    {"role": "user", "content": "And for 5 pens?"},
+    {"role": "assistant", "content": "5 × $2 = $10.\nThe answer is 10."},
+]
+turns = tokenizer.apply_chat_template(two_turns, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+shown = show_trained_tokens(tokenizer, turns["input_ids"], turns["assistant_masks"])
+print(shown)
+print(f"-> {shown.count('[masked: ')} masked spans (each user turn with the 'Assistant: ' after it); "
+      f"{sum(turns['assistant_masks'])} of {len(turns['input_ids'])} tokens trained: both answers")

@@ -95,6 +95,15 @@ DATA_DIR = WORK_DIR / "data"  # notebook 3 saved `train` and `heldout` here
 CHECKPOINT_DIR = WORK_DIR / "checkpoints"  # the trainer saves checkpoint-<step> folders here
 ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here; notebook 5 reads it
 
+# %% [markdown] en_hash="374cefbaaa"
+# 设置里的笔误应该现在就让 notebook 停下来，而不是等到模型加载完之后：`check_training_settings` 会指出任何不可能的取值（秩为 0、把学习率 2e-4 写成了 2e4……），并告诉你该用什么值。
+
+# %%
+from course_lib.checks import check_training_settings
+
+print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+
 # %% [markdown] en_hash="76a55daef9"
 # ## 4 · 加载模型
 #
@@ -150,6 +159,14 @@ from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
 tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
+# %% [markdown] en_hash="9e01ef8baa"
+# 检查模板是否写出了 ERNIE 的标记，并且恰好只把答案标记为训练内容：
+
+# %%
+from course_lib.checks import check_chat_template
+
+print(check_chat_template(tokenizer))
+
 # %% [markdown] en_hash="727ffbc8fa"
 # ## 6 · 训练之前：给基座模型打分
 #
@@ -192,15 +209,16 @@ trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 total = sum(p.numel() for p in model.parameters())
 print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / total:.2f}%")
 
-# %% [markdown] en_hash="fa204908c1"
+# %% [markdown] en_hash="d2f783f544"
 # ## 8 · 训练多少
 #
-# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么，以及这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测）。在无界面（headless）模式下运行时，保持设置中的值。
+# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么，这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测），以及这次训练在 T4 上需要多少资源：GPU 显存峰值和耗时，根据 H200 上的实测结果估算（`course_lib/budget.py`），某个设置放不下时会事先发出警告。在无界面（headless）模式下运行时，保持设置中的值。
 
 # %%
 import torch
 from IPython.display import display
 
+from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -211,7 +229,10 @@ packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row)
+                           examples_per_row, budget=lambda steps: budget_readout(
+                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
+                               example_tokens=tokens_per_example, current=card))
 display(lr_slider, step_slider)
 
 # %% [markdown] en_hash="7087ff6941"
@@ -228,12 +249,12 @@ print(f"effective batch = {BATCH_SIZE} per device x {GRAD_ACCUMULATION} accumula
       f"{effective_batch} rows of about {examples_per_row:.1f} example(s) each (packing {'on' if packs else 'off'})")
 print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps / steps_per_epoch:.2f} epochs")
 
-# %% [markdown] en_hash="b54514b5ce"
+# %% [markdown] en_hash="48d9bf4e07"
 # ## 9 · Trainer
 #
 # `SFTConfig` 保存所有训练设置；请读一读注释。`assistant_only_loss=True` 只在答案上训练。
 #
-# **为什么选择打包、batch 8 和 max_length 1024。** 一道应用题大约 150 个 token。不打包时，一步 8 个样本只处理约 1,200 个 token，GPU 大部分时间都在等待。在一块 GPU 上用这个模型的完整形状实测（`bench/RESULTS.md`，一块 H200）：不打包的 batch 8 每秒训练 **7,241** 个答案和问题的 token；打包成 1,024 token 的行之后，同样 8 行一个 batch 每秒训练 **47,362** 个（6.5×），GPU 显存峰值为 **2.8 GiB**，远在 T4 的 15 GB 之内。本课程起源的那篇教程（batch 1 × 8 步梯度累积，4,096 token 的行）只有 26,782。在一个打包行中，每个样本的位置编号都从 0 重新开始（第 10 节会展示），Unsloth 把这些边界变成块对角（block-diagonal）注意力，所以样本之间不会互相关注。Unsloth 的 CPU 后端会关闭打包。
+# **为什么选择打包、batch 8 和 max_length 1024。** 一道应用题大约 150 个 token。不打包时，一步 8 个样本只处理约 1,200 个 token，GPU 大部分时间都在等待。在一块 GPU 上用这个模型的完整形状实测（`bench/RESULTS.md`，一块 H200）：不打包的 batch 8 每秒处理 **7,241** 个真实（非填充）token；打包成 1,024 token 的行之后，同样 8 行一个 batch 每秒处理 **47,362** 个（6.5×），GPU 显存峰值为 **2.8 GiB**，远在 T4 的 15 GB 之内。本课程起源的那篇教程（batch 1 × 8 步梯度累积，4,096 token 的行）只有 26,782。在一个打包行中，每个样本的位置编号都从 0 重新开始（第 10 节会展示），Unsloth 把这些边界变成块对角（block-diagonal）注意力，所以样本之间不会互相关注。Unsloth 的 CPU 后端会关闭打包。
 
 # %%
 from trl import SFTConfig, SFTTrainer
@@ -271,6 +292,14 @@ args = trainer.args
 print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
 print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
 
+# %% [markdown] en_hash="28eea1ae5f"
+# 在花费 GPU 时间之前，先让 `doctor` 检查这个 trainer：它的精度与 GPU 和模型是否相符、对话模板中的标记，以及一个真实 batch 的 labels。
+
+# %%
+from course_lib.doctor import doctor
+
+problems = doctor(trainer=trainer)
+
 # %% [markdown] en_hash="97ec880be2"
 # ## 10 · loss 看到的是什么：一个真实的 batch
 #
@@ -294,6 +323,15 @@ for trained, ids in label_runs(input_ids, labels):
 n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
 print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
       f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+
+# %% [markdown] en_hash="911fa814ad"
+# 在耗时较长的部分开始之前设一道防线：如果 loss 一个 token 都看不到（掩码坏了就什么也训练不到，而 loss 显示为 0，仿佛一切正常），或者看到了所有 token（连问题也在训练），就停下来。它还会在整个分词后的数据集上显示 TRL 保留了多少行：问题本身就占满 `MAX_LENGTH` 的行会被 TRL 丢掉，而且不发出任何警告。
+
+# %%
+from course_lib.checks import check_labels
+
+print("this batch:", check_labels(batch))
+print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
 
 # %% [markdown] en_hash="17d9ce1431"
 # ## 11 · 学习率调度
@@ -419,18 +457,21 @@ from course_lib.evaluation import side_by_side
 
 print(side_by_side(before, after, n=3))
 
-# %% [markdown] en_hash="de1b7b576e"
+# %% [markdown] en_hash="0080cf1c8f"
 # ## 16 · 保存适配器
 #
-# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。
+# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有两次保存都完成之后，它才变成 `ADAPTER_DIR`。
 
 # %%
-model.save_pretrained(ADAPTER_DIR)
-tokenizer.save_pretrained(ADAPTER_DIR)
+from course_lib.saving import atomic_folder
+
+with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
-# %% [markdown] en_hash="a7caf20e24"
+# %% [markdown] en_hash="55d90c9433"
 # ## 小结
 #
 # - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
@@ -446,6 +487,114 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # ## 练习
 #
 # 1. 设置 `LEARNING_RATE = 2e-3`（10×），重新训练。比较两条 loss 曲线和两个分数。
-# 2. 把 `LORA_R` 先改成 4，再改成 64。可训练参数、最终的 loss 和分数分别怎样变化？
-# 3. 在 GPU 上设置 `PACKING = False`。第 10 节中的 batch 现在包含多少个样本？训练要多长时间？60 步加起来相当于多少数据？
+# 2. 把 `LORA_R` 先改成 4，再改成 64（同时设 `LORA_ALPHA = 2 * LORA_R`）。可训练参数、loss 和分数分别怎样变化？
+# 3. 打包在 GPU 上默认开启，在 CPU 上关闭（Unsloth 的 CPU 后端会关掉它）。两种方式下，一个 batch 各包含多少个样本？`max_steps` 步加起来相当于多少数据？（像 notebook 3 那样，用 TRL 的 `pack_dataset` 打包分词后的样本。）如果有 GPU，再用 `PACKING = False` 训练一次，比较耗时。
 # 4. 自己写十道带解题过程的应用题，像 notebook 3 那样构建一个带 `messages` 列的 `Dataset`，只在它上面训练 30 步，然后问模型其中一道题和一道新题。
+
+# %% [markdown] en_hash="a87fca89d6"
+# ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# 答案 1 定义了 `train_fresh`，答案 2 和 4 会复用它：它在一份重新加载的基座模型上训练一个新的适配器，除了传给它的那几项之外都使用第 9 节的设置，并且不改动 `model` 和 `trainer`。在 GPU 上，这些训练和 notebook 中的一样长，并像第 15 节那样打分。在 CPU 上，它们跑完同一个调度的前 30 步就停下，也不打分（在 CPU 上回答 50 道题要好几分钟）。这些 loss 仍然可以公平比较：每次训练都以同样的顺序看到同样的 batch，而且在第一个 epoch 之内，每一步的 loss 都是在模型还没训练过的 batch 上测得的。
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+import dataclasses
+
+from transformers import TrainerCallback
+
+COMPARE_STEPS = max_steps if card else min(30, max_steps)  # the whole run on a GPU; its first 30 steps on a CPU
+
+
+class StopAfter(TrainerCallback):
+    """Ends training after `steps` updates without changing the schedule, which stays planned for max_steps."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.steps
+
+
+def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes):
+    """(model, losses) of a new adapter trained as in section 12, except for `changes` (SFTConfig fields) and
+    the rank (alpha keeps the settings' ratio, 2 x r)."""
+    base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
+                                                dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
+    fresh = FastLanguageModel.get_peft_model(base, r=rank, target_modules=TARGET_MODULES,
+                                             lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
+                                             bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
+                                             use_rslora=USE_RSLORA)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
+                     callbacks=[StopAfter(steps)])
+    run.train()
+    FastLanguageModel.for_inference(fresh)
+    return fresh, losses_from_history(run.state.log_history)[1]
+
+
+high_lr_model, high_lr_losses = train_fresh(learning_rate=10 * learning_rate)
+print(f"step  loss at {learning_rate:.0e} (notebook)  loss at {10 * learning_rate:.0e}")
+for step in sorted({1, *range(5, COMPARE_STEPS + 1, 5)}):
+    print(f"{step:>4}  {losses[step - 1]:>22.3f}  {high_lr_losses[step - 1]:>11.3f}")
+print(f"mean of the last 5: {sum(losses[COMPARE_STEPS - 5:COMPARE_STEPS]) / 5:.3f} against "
+      f"{sum(high_lr_losses[-5:]) / 5:.3f}")
+if card:
+    high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
+    print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+n_base = total - trainable
+print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
+print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
+      f"{sum(losses[COMPARE_STEPS - 5:COMPARE_STEPS]) / 5:.3f} (the notebook's run)")
+for rank in (4, 64):
+    rank_model, rank_losses = train_fresh(rank=rank)
+    n_lora = sum(p.numel() for name, p in rank_model.named_parameters() if "lora_" in name)
+    print(f"{rank:>4}  {n_lora:>9,}  {100 * n_lora / n_base:>17.1f}%  {sum(rank_losses[-5:]) / 5:.3f}")
+    if card:
+        print("      score:", evaluate(rank_model, tokenizer, heldout, limit=N_EVAL,
+                                       max_new_tokens=MAX_NEW_TOKENS).summary())
+# The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+from trl import pack_dataset
+
+every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
+packed_rows = pack_dataset(datasets.Dataset.from_dict({"input_ids": every_example}), seq_length=MAX_LENGTH)
+per_row = len(every_example) / len(packed_rows)  # TRL's "bfd" packing, as on a GPU
+for name, per_batch in [("unpacked", effective_batch), ("packed", effective_batch * per_row)]:
+    seen = max_steps * per_batch
+    print(f"{name:>8}: a batch of {effective_batch} rows holds {per_batch:.0f} examples; {max_steps} steps = "
+          f"{seen:,.0f} examples = {seen / len(train):.2f} epochs")
+n_in_batch = len(batch["input_ids"]) if "attention_mask" in batch else int((batch["position_ids"] == 0).sum())
+print(f"section 10's batch, packing {'on' if packs else 'off'} here: {n_in_batch} examples")
+if card is None:
+    print(f"this CPU run is the unpacked one: {seconds:.0f} s for {trainer_stats.global_step} steps. Timing the "
+          "packed run needs a GPU (bench/RESULTS.md, an H200: 7,241 tokens/s unpacked, 47,362 packed).")
+else:
+    print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
+          f"{not PACKING} and run all cells to time the other way.")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 4: ten problems of your own { display-mode: "form" }
+from course_lib.data import answers_match
+from course_lib.evaluation import generate_answers
+
+own = [("Sam", 7, 5), ("Ana", 12, 9), ("Raj", 4, 8), ("Lin", 15, 6), ("Eva", 9, 9),
+       ("Tom", 21, 4), ("Mia", 3, 17), ("Ben", 11, 11), ("Zoe", 8, 14), ("Ali", 16, 7)]
+
+
+def apples(name, have, buy):
+    return {"question": f"{name} has {have} apples and buys {buy} more. How many apples does {name} have now?",
+            "answer": f"{name} had {have} and buys {buy}: {have} + {buy} = {have + buy}.\nThe answer is {have + buy}."}
+
+
+own_dataset = datasets.Dataset.from_list([apples(*row) for row in own]).map(to_messages).select_columns(["messages"])
+own_model, own_losses = train_fresh(data=own_dataset, steps=30, max_steps=30)
+# A loss near 0 means the ten are memorised; whether the new question is right then shows if more was learned.
+print(f"loss on the ten: {own_losses[0]:.3f} at step 1, {own_losses[-1]:.3f} at step 30")
+for row in (apples(*own[0]), apples("Kai", 13, 6)):
+    (answer,) = generate_answers(own_model, tokenizer, [row["question"]], max_new_tokens=64, progress=False)
+    print(f"Q: {row['question']}\nA: {answer}\n   right: {answers_match(answer, row['answer'])}")
