@@ -20,7 +20,6 @@ from dataclasses import dataclass
 IGNORE_INDEX = -100  # the label PyTorch's cross-entropy skips
 DETECT = "detect"  # doctor's default: look at this machine
 PATCHED_BY_UNSLOTH = ("transformers", "trl", "peft")  # what Unsloth patches as it is imported (its own list)
-GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")  # the test TRL's has_generation_markers makes
 
 # Keyword arguments that old tutorials pass to SFTTrainer; TRL 1.x rejects them ("unexpected keyword argument").
 TRAINER_RENAMED = {"tokenizer": "processing_class"}
@@ -169,7 +168,9 @@ def check_source(text: str) -> list[Problem]:
 
 def check_chat_template(template: str | None) -> list[Problem]:
     """assistant_only_loss=True needs {% generation %} markers in the chat template to find the answer tokens."""
-    if template and GENERATION_TAG.search(template):
+    from trl.chat_template_utils import has_generation_markers  # the test TRL itself applies
+
+    if template and has_generation_markers(template):
         return []
     return [template_problem("the tokenizer has no chat template" if not template else
                              "the chat template has no {% generation %} markers")]

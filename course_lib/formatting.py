@@ -10,6 +10,8 @@ from __future__ import annotations
 import bisect
 import math
 
+from course_lib.training import IGNORE_INDEX, label_runs
+
 # datasets.map's default batch_size. TRL's pack_dataset packs with a batched map, so each block of this many
 # examples (in dataset order) is packed on its own, and rows never mix examples of two blocks.
 TRL_PACK_BLOCK = 1000
@@ -22,13 +24,9 @@ def show_trained_tokens(tokenizer, input_ids: list[int], mask: list[int]) -> str
     """
     if len(input_ids) != len(mask):
         raise ValueError(f"{len(input_ids)} token ids but {len(mask)} mask values")
-    parts, start = [], 0
-    for end in range(1, len(input_ids) + 1):
-        if end == len(input_ids) or bool(mask[end]) != bool(mask[start]):
-            text = tokenizer.decode(input_ids[start:end], skip_special_tokens=False)
-            parts.append(text if mask[start] else f"[masked: {text}]")
-            start = end
-    return "".join(parts)
+    runs = label_runs(input_ids, [1 if keep else IGNORE_INDEX for keep in mask])
+    texts = [(trained, tokenizer.decode(ids, skip_special_tokens=False)) for trained, ids in runs]
+    return "".join(text if trained else f"[masked: {text}]" for trained, text in texts)
 
 
 def pack_best_fit_decreasing(lengths: list[int], max_length: int, block: int = TRL_PACK_BLOCK) -> list[list[int]]:

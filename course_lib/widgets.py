@@ -26,16 +26,16 @@ def _with_readout(slider, describe, budget=None):
     when given, adds a second line (the T4 estimate of `course_lib.budget.budget_readout`)."""
     import ipywidgets as widgets
 
-    if budget is not None:
-        describe = (lambda text: lambda value: f"{text(value)}<br>{budget(value)}")(describe)
+    def text(value):
+        return describe(value) if budget is None else f"{describe(value)}<br>{budget(value)}"
 
     class SliderWithReadout(widgets.VBox):
         @property
         def value(self):
             return slider.value
 
-    readout = widgets.HTML(describe(slider.value))
-    slider.observe(lambda change: setattr(readout, "value", describe(change["new"])), names="value")
+    readout = widgets.HTML(text(slider.value))
+    slider.observe(lambda change: setattr(readout, "value", text(change["new"])), names="value")
     box = SliderWithReadout([slider, readout])
     box.slider, box.readout = slider, readout
     return box
