@@ -6,10 +6,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 
-from course_lib.tiny_ernie import END_OF_TURN
+from course_lib.ernie import BEGIN, END_OF_TURN, IGNORE_INDEX
 
-IGNORE_INDEX = -100  # a label the loss skips
-BEGIN = "<|begin_of_sentence|>"
 MAX_LORA_LEARNING_RATE = 1e-2
 
 
@@ -98,7 +96,7 @@ def check_training_settings(r, lora_alpha, learning_rate, max_steps, batch_size,
 def check_chat_template(tokenizer) -> str:
     """ValueError unless the chat template renders ERNIE's markers and marks exactly the answer and its end
     marker with {% generation %} (what TRL's assistant_only_loss trains); else what it trains, as text."""
-    fix = "Fix: tokenizer.chat_template = course_lib.tiny_ernie.ERNIE_CHAT_TEMPLATE"
+    fix = "Fix: tokenizer.chat_template = course_lib.ernie.TRAINING_CHAT_TEMPLATE"
     template = tokenizer.chat_template
     if not template:
         raise ValueError(f"the tokenizer has no chat template, so TRL cannot render the `messages` rows. {fix}")

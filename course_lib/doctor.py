@@ -17,7 +17,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-IGNORE_INDEX = -100  # the label PyTorch's cross-entropy skips
+from course_lib.ernie import IGNORE_INDEX
+
 DETECT = "detect"  # doctor's default: look at this machine
 PATCHED_BY_UNSLOTH = ("transformers", "trl", "peft")  # what Unsloth patches as it is imported (its own list)
 
@@ -179,8 +180,8 @@ def check_chat_template(template: str | None) -> list[Problem]:
 def template_problem(what: str) -> Problem:
     return Problem("chat template", what + ": with assistant_only_loss=True TRL cannot tell the answer tokens apart "
                    "and stops with 'The chat template is not training-compatible'",
-                   "from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE; "
-                   "tokenizer.chat_template = ERNIE_CHAT_TEMPLATE (same text, plus the markers), before SFTTrainer")
+                   "from course_lib.ernie import TRAINING_CHAT_TEMPLATE; "
+                   "tokenizer.chat_template = TRAINING_CHAT_TEMPLATE (same text, plus the markers), before SFTTrainer")
 
 
 def _flat(values) -> list[int]:

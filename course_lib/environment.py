@@ -11,8 +11,9 @@ import platform
 import sys
 from dataclasses import dataclass
 
+from course_lib.ernie import DEFAULT_MODEL
+
 LIBRARIES = ("unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
-HUB_URL = "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
 PRECISION_ENV = "ERNIE_COURSE_PRECISION"  # fp16 / bf16 / fp32: e.g. train on an A100 as a T4 would
 
 
@@ -88,22 +89,22 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def hub_url() -> str:
-    """The default model's page on the Hub, or on the mirror HF_ENDPOINT names (e.g. hf-mirror.com in China),
-    which huggingface_hub then downloads from too."""
+def hub_url(model_id: str = DEFAULT_MODEL) -> str:
+    """`model_id`'s page on the Hub, or on the mirror HF_ENDPOINT names (e.g. hf-mirror.com in China), which
+    huggingface_hub then downloads from too."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    return HUB_URL.replace("https://huggingface.co", endpoint, 1)
+    return f"{endpoint}/api/models/{model_id}"
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face Hub (or its HF_ENDPOINT mirror) answers within `timeout` seconds.
-    HF_HUB_OFFLINE=1 means no."""
+def hub_reachable(model_id: str = DEFAULT_MODEL, timeout: float = 3.0) -> bool:
+    """True when the Hugging Face Hub (or its HF_ENDPOINT mirror) answers for `model_id` within `timeout`
+    seconds. HF_HUB_OFFLINE=1 means no."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
     import urllib.request
 
     try:
-        with urllib.request.urlopen(urllib.request.Request(hub_url(), method="HEAD"), timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(hub_url(model_id), method="HEAD"), timeout=timeout):
             return True
     except Exception:  # refused, timed out, DNS failure, proxy error: all mean "not reachable from here"
         return False

@@ -20,7 +20,7 @@ class Evaluation:
         return f"{sum(self.correct)}/{len(self.correct)} correct = {100 * self.accuracy:.1f}% exact match"
 
 
-END_OF_TURN = "<|end_of_sentence|>"  # ERNIE's chat format closes every assistant turn with it
+from course_lib.ernie import END_OF_TURN
 
 
 def stop_token_ids(tokenizer) -> list[int]:

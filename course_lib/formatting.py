@@ -10,7 +10,8 @@ from __future__ import annotations
 import bisect
 import math
 
-from course_lib.training import IGNORE_INDEX, label_runs
+from course_lib.ernie import IGNORE_INDEX
+from course_lib.training import label_runs
 
 # datasets.map's default batch_size. TRL's pack_dataset packs with a batched map, so each block of this many
 # examples (in dataset order) is packed on its own, and rows never mix examples of two blocks.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_MODEL = "baidu/ERNIE-4.5-0.3B-PT"  # 0.36B parameters: a T4 trains it in 16-bit in minutes
-LARGE_MODEL = "baidu/ERNIE-4.5-21B-A3B-PT"  # 21B mixture of experts (3B active): load it in 4-bit
+from course_lib.ernie import DEFAULT_MODEL
+
 MODEL_ENV = "ERNIE_COURSE_MODEL"
 CHOICES = ("auto", "hub", "tiny", "random-0.3b")
 
@@ -50,7 +50,7 @@ def resolve_model(hub_id: str = DEFAULT_MODEL, mode: str | None = None) -> Model
     if mode == "hub":
         return ModelChoice(hub_id, "hub", f"{MODEL_ENV}=hub asked for it")
     if mode == "auto":
-        if hub_reachable():
+        if hub_reachable(hub_id):
             return ModelChoice(hub_id, "hub", "the Hub is reachable")
         reason = f"the Hugging Face Hub is not reachable from this machine, so {hub_id} cannot be downloaded"
         return ModelChoice(str(ensure_tiny_ernie("tiny")), "tiny", reason)

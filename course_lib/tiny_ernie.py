@@ -16,28 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# ERNIE-4.5's chat format, rendered exactly as the official template does:
-#   <|begin_of_sentence|>User: {question}\nAssistant: {answer}<|end_of_sentence|>   (turns repeat)
-# plus {% generation %} markers around what the assistant says, which TRL's assistant_only_loss needs to
-# know which tokens to train on. The official template has no markers, so the notebooks put this one on
-# the Hub tokenizer too; tests/test_tiny_ernie.py checks that both render the same text.
-ERNIE_CHAT_TEMPLATE = (
-    "{%- if not cls_token is defined -%}{%- set cls_token = '<|begin_of_sentence|>' -%}{%- endif -%}"
-    "{%- if not sep_token is defined -%}{%- set sep_token = '<|end_of_sentence|>' -%}{%- endif -%}"
-    "{{- cls_token -}}"
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}{{- 'User: ' + message['content'] + '\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' -}}"
-    "{% generation %}{{- message['content'] + sep_token -}}{% endgeneration %}"
-    "{%- elif message['role'] == 'system' -%}{{- message['content'] + '\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- 'Assistant: ' -}}{%- endif -%}"
-)
-
-# Ids 0/1/2 as in ERNIE-4.5 (pad/unk, bos, eos); the chat markers follow.
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>"]
-END_OF_TURN = "<|end_of_sentence|>"
+from course_lib.ernie import BEGIN, END_OF_TURN, IGNORE_INDEX, SPECIAL_TOKENS, TRAINING_CHAT_TEMPLATE
 
 TINY_SHAPE = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, head_dim=32, initializer_range=0.1)
@@ -70,7 +49,7 @@ def build_tokenizer(texts: list[str], vocab_size: int = TOKENIZER_VOCAB):
     bpe.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe, unk_token="<unk>", pad_token="<unk>", bos_token="<s>", eos_token="</s>",
-        cls_token="<|begin_of_sentence|>", sep_token=END_OF_TURN, chat_template=ERNIE_CHAT_TEMPLATE,
+        cls_token=BEGIN, sep_token=END_OF_TURN, chat_template=TRAINING_CHAT_TEMPLATE,
         model_max_length=4096,
     )
 
@@ -127,9 +106,9 @@ def pretrain(model, tokenizer, steps: int = PRETRAIN_STEPS, batch_size: int = 16
     for _ in range(steps):
         batch = [texts[i] for i in torch.randint(len(texts), (batch_size,), generator=generator).tolist()]
         width = max(map(len, batch))
-        labels = torch.tensor([ids + [-100] * (width - len(ids)) for ids in batch])
+        labels = torch.tensor([ids + [IGNORE_INDEX] * (width - len(ids)) for ids in batch])
         input_ids = labels.clamp(min=0)  # padding positions hold id 0 (<unk>, ERNIE's pad) and are masked
-        loss = model(input_ids=input_ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        loss = model(input_ids=input_ids, attention_mask=(labels != IGNORE_INDEX).long(), labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

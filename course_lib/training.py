@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-IGNORE_INDEX = -100  # the label PyTorch's cross-entropy skips: a position the loss does not train on
+from course_lib.ernie import IGNORE_INDEX
 
 
 def planned_learning_rates(args, max_steps: int) -> list[float]:

@@ -365,7 +365,7 @@ def token_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
     """Tokens of each conversation, rendered as TRL renders it: apply_chat_template(tokenize=True)."""
     if not tokenizer.chat_template:
         raise ValueError("the tokenizer has no chat template; set tokenizer.chat_template = "
-                         "course_lib.tiny_ernie.ERNIE_CHAT_TEMPLATE first")
+                         "course_lib.ernie.TRAINING_CHAT_TEMPLATE first")
     lengths = []
     for start in range(0, len(conversations), 256):  # in batches: fast, and memory stays flat
         encoded = tokenizer.apply_chat_template(conversations[start:start + 256], tokenize=True, return_dict=True)

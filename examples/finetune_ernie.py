@@ -24,7 +24,7 @@ from trl import SFTConfig, SFTTrainer
 
 # ERNIE-4.5's chat format plus {% generation %} markers, which assistant_only_loss needs to find the
 # answer tokens (ERNIE's own template has none). Renders exactly as the official template does.
-ERNIE_CHAT_TEMPLATE = (
+TRAINING_CHAT_TEMPLATE = (
     "{%- if not cls_token is defined -%}{%- set cls_token = '<|begin_of_sentence|>' -%}{%- endif -%}"
     "{%- if not sep_token is defined -%}{%- set sep_token = '<|end_of_sentence|>' -%}{%- endif -%}"
     "{{- cls_token -}}"
@@ -92,7 +92,7 @@ def main(argv=None):
         dtype=dtype,
         load_in_4bit=args.load_in_4bit,
     )
-    tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+    tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
     model = FastLanguageModel.get_peft_model(
         model,
         r=args.r,

@@ -9,7 +9,8 @@ import torch
 
 from course_lib.checks import check_chat_template, check_labels, check_training_settings
 from course_lib.data import bundled_rows, to_messages
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE, ensure_tiny_ernie
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
+from course_lib.tiny_ernie import ensure_tiny_ernie
 
 COURSE = dict(r=16, lora_alpha=32, learning_rate=2e-4, max_steps=60, batch_size=8, grad_accumulation=1)
 
@@ -74,11 +75,11 @@ def test_several_bad_settings_are_listed_together():
 
 # The chat template and the labels, on the tiny slice loaded as notebook 4 loads the model.
 
-NO_MARKERS = ERNIE_CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+NO_MARKERS = TRAINING_CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
 CHATML = ("{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\n' -}}"
           "{%- if message['role'] == 'assistant' -%}{% generation %}{{- message['content'] + '<|im_end|>\n' -}}"
           "{% endgeneration %}{%- else -%}{{- message['content'] + '<|im_end|>\n' -}}{%- endif -%}{%- endfor -%}")
-WHOLE_TURN = ERNIE_CHAT_TEMPLATE.replace("{{- 'Assistant: ' -}}{% generation %}",
+WHOLE_TURN = TRAINING_CHAT_TEMPLATE.replace("{{- 'Assistant: ' -}}{% generation %}",
                                          "{% generation %}{{- 'Assistant: ' -}}")  # the prompt's end trained too
 
 
@@ -97,7 +98,7 @@ def model_and_tokenizer():
 def tokenizer(model_and_tokenizer):
     tokenizer = model_and_tokenizer[1]
     yield tokenizer
-    tokenizer.chat_template = ERNIE_CHAT_TEMPLATE  # tests below change it
+    tokenizer.chat_template = TRAINING_CHAT_TEMPLATE  # tests below change it
 
 
 def make_trainer(model_and_tokenizer, tmp_path, train_dataset=None, **settings):
@@ -123,11 +124,11 @@ def test_a_template_without_generation_markers_is_stopped_with_the_fix(tokenizer
         check_chat_template(tokenizer)
     print(error.value)
     assert "no {% generation %} ... {% endgeneration %} markers" in str(error.value)
-    assert "tokenizer.chat_template = course_lib.tiny_ernie.ERNIE_CHAT_TEMPLATE" in str(error.value)
+    assert "tokenizer.chat_template = course_lib.ernie.TRAINING_CHAT_TEMPLATE" in str(error.value)
     # what TRL itself says, later, when the trainer is built: the cryptic message the guard replaces
     with pytest.raises(ValueError, match="The chat template is not training-compatible"):
         make_trainer(model_and_tokenizer, tmp_path)
-    tokenizer.chat_template = ERNIE_CHAT_TEMPLATE  # the fix the message gives
+    tokenizer.chat_template = TRAINING_CHAT_TEMPLATE  # the fix the message gives
     assert check_chat_template(tokenizer).startswith("chat template OK")
 
 
@@ -215,7 +216,7 @@ def test_assistant_masks_of_a_template_without_markers_are_all_zero_and_stopped(
 
     with pytest.raises(ValueError, match="no token is trained"):
         check_labels(encoded(NO_MARKERS))
-    assert "4 examples are trained" in check_labels(encoded(ERNIE_CHAT_TEMPLATE))
+    assert "4 examples are trained" in check_labels(encoded(TRAINING_CHAT_TEMPLATE))
 
 
 def test_examples_cut_before_their_answer_are_counted_in_a_batch():

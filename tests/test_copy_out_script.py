@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import fallbacks, tiny_ernie
+from course_lib import ernie, fallbacks, tiny_ernie
 from course_lib.data import bundled_rows
 from course_lib.models import resolve_model
 
@@ -28,7 +28,7 @@ def test_script_uses_no_course_helpers():
 
 
 def test_script_template_is_the_course_template():
-    assert load_script().ERNIE_CHAT_TEMPLATE == tiny_ernie.ERNIE_CHAT_TEMPLATE
+    assert load_script().TRAINING_CHAT_TEMPLATE == ernie.TRAINING_CHAT_TEMPLATE
 
 
 def write_jsonl(path: Path, rows) -> Path:

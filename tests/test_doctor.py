@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from course_lib import doctor as dr
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 
 ROOT = Path(__file__).resolve().parent.parent
 # ERNIE's own template has no markers: the course's without them renders the same text (see test_tiny_ernie)
-TEMPLATE_WITHOUT_MARKERS = ERNIE_CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+TEMPLATE_WITHOUT_MARKERS = TRAINING_CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
 
 
 # ---- one check at a time, on plain values ------------------------------------------------------------------------
@@ -107,10 +107,10 @@ def test_the_course_itself_uses_current_arguments(path):
 
 def test_chat_template_without_markers():
     (problem,) = dr.check_chat_template(TEMPLATE_WITHOUT_MARKERS)
-    assert "ERNIE_CHAT_TEMPLATE" in problem.fix and "{% generation %}" in problem.what
+    assert "TRAINING_CHAT_TEMPLATE" in problem.fix and "{% generation %}" in problem.what
     (problem,) = dr.check_chat_template(None)
     assert "no chat template" in problem.what
-    assert dr.check_chat_template(ERNIE_CHAT_TEMPLATE) == []
+    assert dr.check_chat_template(TRAINING_CHAT_TEMPLATE) == []
     assert dr.check_chat_template("{%- generation -%}{{ x }}{%- endgeneration -%}") == []
     assert dr.check_chat_template("{% if add_generation_prompt %}Assistant: {% endif %}") != []
 
@@ -118,7 +118,7 @@ def test_chat_template_without_markers():
 def test_the_template_check_agrees_with_trl():
     from trl.chat_template_utils import has_generation_markers
 
-    for template in (ERNIE_CHAT_TEMPLATE, TEMPLATE_WITHOUT_MARKERS, "{%- generation %}x{% endgeneration -%}",
+    for template in (TRAINING_CHAT_TEMPLATE, TEMPLATE_WITHOUT_MARKERS, "{%- generation %}x{% endgeneration -%}",
                      "{% if add_generation_prompt %}x{% endif %}"):
         assert (dr.check_chat_template(template) == []) == has_generation_markers(template), template
 
@@ -189,7 +189,7 @@ def test_error_messages_the_doctor_knows():
     assert "SFTConfig as max_length" in dr.check_error(trainer_error)[0].fix
     template_error = ValueError("The chat template is not training-compatible (missing prefix-preservation or "
                                 "{% generation %} markers) and patching is not supported for this template.")
-    assert "ERNIE_CHAT_TEMPLATE" in dr.check_error(template_error)[0].fix
+    assert "TRAINING_CHAT_TEMPLATE" in dr.check_error(template_error)[0].fix
     assert dr.check_error(ValueError("Your setup doesn't support bf16/gpu."))[0].check == "precision"
     assert dr.check_error(KeyError("messages")) == []
 
@@ -310,7 +310,7 @@ def test_doctor_on_a_tokenizer_without_markers(trainer, tmp_path):
         assert dr.doctor(tokenizer=tokenizer, training_args=sft_config(tmp_path, assistant_only_loss=False),
                          capability=None, in_colab=False, show=False) == []
     finally:
-        tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+        tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 
 
 def test_doctor_on_colab_without_a_gpu_and_the_wrong_import_order(capsys):

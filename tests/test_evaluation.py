@@ -4,7 +4,7 @@ import pytest
 
 from course_lib import evaluation
 from course_lib.evaluation import Evaluation, evaluate, generate_answers, side_by_side, stop_token_ids
-from course_lib.tiny_ernie import END_OF_TURN
+from course_lib.ernie import END_OF_TURN
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from course_lib.data import bundled_rows, to_messages
 from course_lib.formatting import pack_best_fit_decreasing, padding_stats, show_trained_tokens
-from course_lib.tiny_ernie import END_OF_TURN, build_tokenizer
+from course_lib.ernie import END_OF_TURN
+from course_lib.tiny_ernie import build_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from course_lib import models
-from course_lib.models import DEFAULT_MODEL, resolve_model
+from course_lib.ernie import DEFAULT_MODEL, LARGE_MODEL
+from course_lib.models import resolve_model
 
 
 def test_offline_auto_falls_back_to_the_tiny_slice(monkeypatch):
@@ -23,8 +24,8 @@ def test_environment_variable_forces_the_tiny_slice(monkeypatch):
 
 def test_environment_variable_forces_the_hub_without_checking(monkeypatch):
     monkeypatch.setenv(models.MODEL_ENV, "hub")
-    choice = resolve_model(models.LARGE_MODEL)
-    assert choice == models.ModelChoice(models.LARGE_MODEL, "hub", f"{models.MODEL_ENV}=hub asked for it")
+    choice = resolve_model(LARGE_MODEL)
+    assert choice == models.ModelChoice(LARGE_MODEL, "hub", f"{models.MODEL_ENV}=hub asked for it")
     assert not choice.offline and "OFFLINE" not in choice.banner()
 
 

@@ -3,20 +3,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from course_lib import tiny_ernie
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE, END_OF_TURN
-
-# ERNIE-4.5's own chat template, as transformers' Ernie4_5Tokenizer ships it (DEFAULT_CHAT_TEMPLATE).
-# Ours must render exactly the same text; it only adds {% generation %} markers.
-OFFICIAL_TEMPLATE = (
-    '{%- if not add_generation_prompt is defined -%}\n    {%- set add_generation_prompt = true -%}\n{%- endif -%}\n'
-    '{%- if not cls_token is defined -%}\n    {%- set cls_token = "<|begin_of_sentence|>" -%}\n{%- endif -%}\n'
-    '{%- if not sep_token is defined -%}\n    {%- set sep_token = "<|end_of_sentence|>" -%}\n{%- endif -%}\n'
-    '{{- cls_token -}}\n{%- for message in messages -%}\n    {%- if message["role"] == "user" -%}\n'
-    '        {{- "User: " + message["content"] + "\\n" -}}\n    {%- elif message["role"] == "assistant" -%}\n'
-    '        {{- "Assistant: " + message["content"] + sep_token -}}\n    {%- elif message["role"] == "system" -%}\n'
-    '        {{- message["content"] + "\\n" -}}\n    {%- endif -%}\n{%- endfor -%}\n'
-    '{%- if add_generation_prompt -%}\n    {{- "Assistant: " -}}\n{%- endif -%}'
-)
+from course_lib.ernie import END_OF_TURN, OFFICIAL_CHAT_TEMPLATE, TRAINING_CHAT_TEMPLATE
 
 ONE_TURN = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
 TWO_TURNS = ONE_TURN + [{"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]
@@ -53,7 +40,7 @@ def test_generation_prompt_ends_with_assistant(tokenizer):
 def test_template_renders_like_the_official_one(tokenizer, messages, add_generation_prompt):
     ours = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     official = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                             chat_template=OFFICIAL_TEMPLATE)
+                                             chat_template=OFFICIAL_CHAT_TEMPLATE)
     assert ours == official
 
 
@@ -109,7 +96,7 @@ def test_round_trip_from_disk_keeps_logits(slice_in_memory, tmp_path):
     text = tokenizer.apply_chat_template(ONE_TURN, tokenize=False)
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     assert reloaded_tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].equal(ids)
-    assert reloaded_tokenizer.chat_template == ERNIE_CHAT_TEMPLATE
+    assert reloaded_tokenizer.chat_template == TRAINING_CHAT_TEMPLATE
     with torch.no_grad():
         before, after = model.eval()(ids).logits, reloaded.eval()(ids).logits
     assert torch.equal(before, after)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_lib import training
-from course_lib.tiny_ernie import END_OF_TURN
+from course_lib.ernie import END_OF_TURN
 
 
 def sft_config(tmp_path, **overrides):

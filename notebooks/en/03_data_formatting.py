@@ -157,9 +157,9 @@ print("original template has generation markers:", has_generation_markers(tokeni
 # the Hub model it says False.) Find `{% generation %}` in the printout.
 
 # %%
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 
-tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.chat_template)
 
 # %% [markdown]
@@ -227,7 +227,7 @@ print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids
 # question and nothing of `Assistant: `.
 
 # %%
-from course_lib.tiny_ernie import END_OF_TURN
+from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
@@ -402,7 +402,7 @@ for split in ("train", "heldout"):
 # - The data is 2,000 training and 200 held-out word problems (orca-math, or the bundled set offline), each
 #   a `question` and an `answer`; `to_messages` makes it a `messages` conversation, the format TRL reads.
 # - TRL's `assistant_only_loss=True` needs `{% generation %}` markers in the chat template. The course's
-#   `ERNIE_CHAT_TEMPLATE` adds them and renders the same text as ERNIE's own; notebook 4 sets it too.
+#   `TRAINING_CHAT_TEMPLATE` adds them and renders the same text as ERNIE's own; notebook 4 sets it too.
 # - `apply_chat_template(..., return_assistant_tokens_mask=True)` shows what is trained: the answer and
 #   `<|end_of_sentence|>`, never the question. Labels are -100 everywhere else.
 # - Count tokens before choosing `MAX_LENGTH`: longer examples are cut and lose the end of their answer.

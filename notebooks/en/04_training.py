@@ -170,9 +170,9 @@ print(f"train: {len(train):,} rows, held-out: {len(heldout):,} rows, columns {tr
 # (notebook 3 showed why), so put the course's template, which renders the same text, on the tokenizer.
 
 # %%
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 
-tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown]
@@ -352,7 +352,8 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.training import IGNORE_INDEX, first_example, label_runs
+from course_lib.ernie import IGNORE_INDEX
+from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
 for trained, ids in label_runs(input_ids, labels):

@@ -135,9 +135,9 @@ print("original template has generation markers:", has_generation_markers(tokeni
 # 课程的模板严格按照 ERNIE 的格式输出，并在每个答案及其结束标记两侧加上这些标记。（小切片本身就是用这个模板构建的，所以离线时上面那一行已经是 True；用 Hub 上的模型时则是 False。）在打印出的模板中找到 `{% generation %}`。
 
 # %%
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 
-tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.chat_template)
 
 # %% [markdown] en_hash="8e1054e463"
@@ -198,7 +198,7 @@ print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids
 # 只解码参与训练的 labels：它们必须恰好是答案加上结束标记，既不含问题的任何部分，也不含 `Assistant: `。
 
 # %%
-from course_lib.tiny_ernie import END_OF_TURN
+from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
@@ -344,11 +344,11 @@ for split in ("train", "heldout"):
     size = sum(f.stat().st_size for f in (DATA_DIR / split).rglob("*") if f.is_file())
     print(f"{DATA_DIR / split}: {saved.num_rows:,} rows, {saved.column_names}, {size / 2**20:.1f} MiB")
 
-# %% [markdown] en_hash="87ef18f213"
+# %% [markdown] en_hash="69f783797a"
 # ## 小结
 #
 # - 数据是 2,000 道训练题和 200 道留出（held-out）的应用题（来自 orca-math，离线时用课程自带的题目），每道题有一个 `question` 和一个 `answer`；`to_messages` 把它变成 `messages` 对话，也就是 TRL 读取的格式。
-# - TRL 的 `assistant_only_loss=True` 需要对话模板中有 `{% generation %}` 标记。课程的 `ERNIE_CHAT_TEMPLATE` 加上了这些标记，渲染出的文本与 ERNIE 自己的模板完全相同；notebook 4 也会设置它。
+# - TRL 的 `assistant_only_loss=True` 需要对话模板中有 `{% generation %}` 标记。课程的 `TRAINING_CHAT_TEMPLATE` 加上了这些标记，渲染出的文本与 ERNIE 自己的模板完全相同；notebook 4 也会设置它。
 # - `apply_chat_template(..., return_assistant_tokens_mask=True)` 展示了训练的内容：答案和 `<|end_of_sentence|>`，从不包括问题。其他位置的 labels 都是 -100。
 # - 在选定 `MAX_LENGTH` 之前先统计 token 数：更长的样本会被截断，丢掉答案的结尾。
 # - 打包用完整的样本填满长度为 `MAX_LENGTH` 的行：填充更少，每一步包含的样本多得多（在 H200 上每秒处理的 token 数是填充时的 6.5 倍）。它在 GPU 上需要支持无填充的注意力实现，而且改变了"一步"的含义。

@@ -154,9 +154,9 @@ print(f"train: {len(train):,} rows, held-out: {len(heldout):,} rows, columns {tr
 # trainer 用分词器的对话模板渲染每一段 `messages` 对话。ERNIE 自己的模板没有 `{% generation %}` 标记，而 `assistant_only_loss` 需要靠它们找到答案的 token（notebook 3 演示了原因），所以要把课程的模板（渲染出的文本完全相同）设置到分词器上。
 
 # %%
-from course_lib.tiny_ernie import ERNIE_CHAT_TEMPLATE
+from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 
-tokenizer.chat_template = ERNIE_CHAT_TEMPLATE
+tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown] en_hash="9e01ef8baa"
@@ -310,7 +310,8 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.training import IGNORE_INDEX, first_example, label_runs
+from course_lib.ernie import IGNORE_INDEX
+from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
 for trained, ids in label_runs(input_ids, labels):
