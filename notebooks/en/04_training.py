@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/04_training.ipynb)
 #
-# **You will learn** to score the base model on held-out questions, add LoRA adapters, set up TRL's
+# **You will learn** to score the model on held-out questions before training, add LoRA adapters, set up TRL's
 # `SFTConfig` and `SFTTrainer`, check on a real batch that only the answers are trained, read the
 # learning-rate schedule and the loss curve, keep and resume checkpoints, measure what training changed,
 # and save the adapter for notebook 5.
@@ -80,9 +80,9 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 from course_lib.paths import work_dir
 
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT": the base model
 MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
-LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LOAD_IN_4BIT = False  # True: QLoRA, the blocks' Linear weights in 4 bits (the course trains it on a GPU)
 LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
 LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
@@ -111,10 +111,12 @@ ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here;
 # names any impossible value (a rank of 0, a learning rate of 2e4 for 2e-4...) and says what to use.
 
 # %%
-from course_lib.checks import check_training_settings
+from course_lib.checks import check_training_settings, stop_if
 
-print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
-                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+stop_if(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                                lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH), "in the settings cell")
+print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LORA_R:g}), learning rate "
+      f"{LEARNING_RATE:.1e}, {MAX_STEPS} steps of {BATCH_SIZE} x {GRAD_ACCUMULATION} rows")
 
 # %% [markdown]
 # ## 4 · Load the model
@@ -132,7 +134,7 @@ print("before:", env.memory())
 
 # %%
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    model_name=model_choice.name_or_path,  # on Colab this is MODEL_NAME; offline, the stand-in's folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
     load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
@@ -176,15 +178,7 @@ tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown]
-# Check that the template writes ERNIE's markers and marks exactly the answer for training:
-
-# %%
-from course_lib.checks import check_chat_template
-
-print(check_chat_template(tokenizer))
-
-# %% [markdown]
-# ## 6 · Before training: score the base model
+# ## 6 · Before training: score the model
 #
 # To know what training changed, measure first. `evaluate` asks the first `N_EVAL` held-out questions in the
 # chat format, generates greedily (repeatable), and counts an answer right when its final number equals the
@@ -198,11 +192,14 @@ before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NE
 print("before training:", before.summary())
 
 # %% [markdown]
-# What does the base model write? It was never taught to answer after `Assistant: `: the real
-# ERNIE-4.5-0.3B-PT tends to ramble, or not to stop.
+# What does it write? ERNIE-4.5-0.3B-PT is a chat model, so it answers in the chat format; what training
+# changes is the content and the shape: the data set's worked steps, ending `The answer is N.` (With
+# `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`, the base model, which its card says "only supports text
+# completion", starts further away, and the before/after difference is larger.) Offline, the stand-in
+# imitates the chat model.
 
 # %%
-print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
 
 # %% [markdown]
 # ## 7 · Add the LoRA adapters
@@ -320,23 +317,41 @@ train_dataset = train.select_columns(["messages"])  # the trainer needs only the
 trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
 
 # %% [markdown]
-# Unsloth checks these settings against the machine. On a CPU it rewrites what cannot run there (the
-# 8-bit optimizer needs a GPU, so it switches to `adamw_torch_fused`) and prints a line saying so, above.
-# On a GPU, `adamw_8bit` runs as asked. This is what the trainer will really use:
+# **Unsloth may change these settings.** Its CPU backend rewrites what the processor cannot run, and says so
+# above: the 8-bit optimizer needs a GPU (it becomes `adamw_torch_fused`), packing needs FlashAttention (it is
+# turned off), and `bf16=True` becomes `False` on a processor without bf16 instructions. On a GPU they run as
+# asked. Compare what you asked for with what the trainer will really use:
 
 # %%
-args = trainer.args
-print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
-print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+asked = {"optim": "adamw_8bit", "packing": PACKING, "bf16": precision.bf16, "fp16": precision.fp16}
+for name, value in asked.items():
+    used = getattr(trainer.args, name)
+    used = getattr(used, "value", used)  # optim is an enum
+    print(f"{name:<8} asked {value!s:<12} used {used!s:<20}{'' if used == value else '<- changed by Unsloth'}")
+print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized: {trainer.train_dataset.column_names}")
 
 # %% [markdown]
-# Before spending GPU time, ask the doctor about this trainer: its precision against the GPU and the model,
-# the chat template's markers, and the labels of one real batch.
+# **Old tutorials, new TRL.** Many tutorials (the one this course grew from too) pass these to the trainer;
+# TRL 1.x moved or renamed them:
+#
+# | old tutorials write | TRL 1.x wants |
+# |---|---|
+# | `SFTTrainer(tokenizer=tokenizer)` | `SFTTrainer(processing_class=tokenizer)` |
+# | `SFTTrainer(dataset_text_field="text")` | `SFTConfig(dataset_text_field="text")` |
+# | `SFTTrainer(max_seq_length=2048)` | `SFTConfig(max_length=2048)` |
+# | `SFTTrainer(packing=True)` | `SFTConfig(packing=True)` |
+# | `SFTConfig(max_seq_length=2048)`, `evaluation_strategy=` | `SFTConfig(max_length=2048)`, `eval_strategy=` |
+#
+# TRL's own `SFTTrainer` refuses the old names with `TypeError: ... unexpected keyword argument`. Unsloth's
+# wrapper, which `import unsloth` puts in its place, still accepts the first four and moves them where they
+# belong, so old code may run here and fail elsewhere. `SFTConfig` refuses its old names even under Unsloth:
 
 # %%
-from course_lib.doctor import doctor
-
-problems = doctor(trainer=trainer)
+for old in ("max_seq_length", "evaluation_strategy"):
+    try:
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+    except TypeError as error:
+        print(f"{type(error).__name__}: {error}")
 
 # %% [markdown]
 # ## 10 · What the loss sees: one real batch
@@ -352,7 +367,6 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.ernie import IGNORE_INDEX
 from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
@@ -360,23 +374,24 @@ for trained, ids in label_runs(input_ids, labels):
     print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
 
 # %% [markdown]
-# The same count over the whole batch (padding, where there is any, is masked too):
+# The same count over the whole batch. Padding, where there is any, is left out: it is neither trained nor a
+# real token.
 
 # %%
-n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
-print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
-      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+from course_lib.checks import label_counts
+
+print(label_counts(batch))
 
 # %% [markdown]
-# A guard before the long part: stop if the loss would see no token (a broken mask trains nothing, and the loss
-# reads 0 as if all were well) or every token (the questions too). Over the whole tokenized dataset it also
-# shows how many rows TRL kept: it drops, without a warning, rows whose question alone fills `MAX_LENGTH`.
+# One guard before the long part: stop if the chat template marks the wrong tokens, or if the loss would see no
+# token (a broken mask trains nothing, and the loss reads 0 as if all were well) or every token (the questions
+# too). TRL also drops, without a warning, rows whose question alone fills `MAX_LENGTH`: count what it kept.
 
 # %%
-from course_lib.checks import check_labels
+from course_lib.checks import check_chat_template, check_labels
 
-print("this batch:", check_labels(batch))
-print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
+stop_if(check_chat_template(tokenizer) + check_labels(trainer.train_dataset), "before training")
+print(f"template and labels OK; TRL kept {len(trainer.train_dataset):,} of {len(train):,} rows")
 
 # %% [markdown]
 # ## 11 · The learning-rate schedule
@@ -407,11 +422,21 @@ figure = plot_schedule(planned, warmup)
 # %%
 print("before:", env.memory())
 
+# %% [markdown]
+# If this cell fails, the doctor reads the error and the trainer and says what to change (out of memory, an old
+# TRL argument, the chat template, bf16 on a T4), then the error is raised as usual.
+
 # %%
 import time
 
+from course_lib.doctor import doctor
+
 start = time.perf_counter()
-trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+try:
+    trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+except Exception as error:
+    doctor(error=error, trainer=trainer)
+    raise
 seconds = time.perf_counter() - start
 print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
       f"on {card.name if card else 'the CPU'}")
@@ -512,9 +537,9 @@ after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
 # %% [markdown]
-# Look at the answers, not only the score: on the real model they now follow the training data's shape
-# (worked steps, then `The answer is N.`) and stop. The tiny offline stand-in is too small to learn much in
-# 60 steps: expect little change there.
+# Look at the answers, not only the score: did they take the training data's shape (worked steps, then
+# `The answer is N.`), and stop? The tiny offline stand-in is too small to learn much in 60 steps: expect
+# little change in its score there.
 
 # %%
 from course_lib.evaluation import side_by_side

@@ -11,12 +11,12 @@
 #     name: python3
 # ---
 
-# %% [markdown] en_hash="6425e21658"
+# %% [markdown] en_hash="38c51e94f9"
 # # 4 · 训练：SFTTrainer、loss，以及训练改变了什么
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/04_training.ipynb)
 #
-# **你将学到：** 在留出（held-out）问题上给基座模型打分；添加 LoRA 适配器；配置 TRL 的 `SFTConfig` 和 `SFTTrainer`；在一个真实的 batch 上确认只有答案参与训练；读懂学习率调度（learning-rate schedule）和 loss 曲线；保存 checkpoint 并从中恢复训练；衡量训练改变了什么；以及为 notebook 5 保存适配器。
+# **你将学到：** 在训练之前，先在留出（held-out）问题上给模型打分；添加 LoRA 适配器；配置 TRL 的 `SFTConfig` 和 `SFTTrainer`；在一个真实的 batch 上确认只有答案参与训练；读懂学习率调度（learning-rate schedule）和 loss 曲线；保存 checkpoint 并从中恢复训练；衡量训练改变了什么；以及为 notebook 5 保存适配器。
 #
 # **你需要：** 一个带 GPU 的 Colab 运行时（*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*）。notebook 3 保存的数据从工作目录读取；如果那里没有，本 notebook 会重建课程的默认数据，并且会说明这一点。
 #
@@ -69,9 +69,9 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 from course_lib.paths import work_dir
 
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT": the base model
 MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
-LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LOAD_IN_4BIT = False  # True: QLoRA, the blocks' Linear weights in 4 bits (the course trains it on a GPU)
 LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
 LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
@@ -99,10 +99,12 @@ ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here;
 # 设置里的笔误应该现在就让 notebook 停下来，而不是等到模型加载完之后：`check_training_settings` 会指出任何不可能的取值（秩为 0、把学习率 2e-4 写成了 2e4……），并告诉你该用什么值。
 
 # %%
-from course_lib.checks import check_training_settings
+from course_lib.checks import check_training_settings, stop_if
 
-print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
-                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+stop_if(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                                lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH), "in the settings cell")
+print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LORA_R:g}), learning rate "
+      f"{LEARNING_RATE:.1e}, {MAX_STEPS} steps of {BATCH_SIZE} x {GRAD_ACCUMULATION} rows")
 
 # %% [markdown] en_hash="76a55daef9"
 # ## 4 · 加载模型
@@ -120,7 +122,7 @@ print("before:", env.memory())
 
 # %%
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    model_name=model_choice.name_or_path,  # on Colab this is MODEL_NAME; offline, the stand-in's folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
     load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
@@ -159,16 +161,8 @@ from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
-# %% [markdown] en_hash="9e01ef8baa"
-# 检查模板是否写出了 ERNIE 的标记，并且恰好只把答案标记为训练内容：
-
-# %%
-from course_lib.checks import check_chat_template
-
-print(check_chat_template(tokenizer))
-
-# %% [markdown] en_hash="727ffbc8fa"
-# ## 6 · 训练之前：给基座模型打分
+# %% [markdown] en_hash="f44f18278f"
+# ## 6 · 训练之前：给模型打分
 #
 # 要知道训练改变了什么，先得测量。`evaluate` 用对话格式提出前 `N_EVAL` 个留出问题，用贪心解码生成回答（可以复现），当一个回答的最终数字等于参考答案的最终数字时，就算它答对。把结果留着：第 15 节会再问一遍同样的问题。
 
@@ -179,11 +173,11 @@ FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
-# %% [markdown] en_hash="7b9a0985da"
-# 基座模型写出了什么？它从没学过在 `Assistant: ` 之后作答：真实的 ERNIE-4.5-0.3B-PT 往往会胡言乱语，或者停不下来。
+# %% [markdown] en_hash="87e7706c8c"
+# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，替身模型模仿的是对话模型。
 
 # %%
-print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
 
 # %% [markdown] en_hash="ed1fa3816a"
 # ## 7 · 添加 LoRA 适配器
@@ -284,21 +278,36 @@ training_args = SFTConfig(
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
 trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
 
-# %% [markdown] en_hash="efbe93a1fc"
-# Unsloth 会对照当前机器检查这些设置。在 CPU 上，它会改写那里无法运行的设置（8-bit 优化器需要 GPU，所以换成 `adamw_torch_fused`），并在上方打印一行说明。在 GPU 上，`adamw_8bit` 会按要求运行。下面是 trainer 实际会用的设置：
+# %% [markdown] en_hash="5c0a89cdd8"
+# **Unsloth 可能会改动这些设置。** 它的 CPU 后端会改写处理器无法运行的设置，并在上方打印说明：8-bit 优化器需要 GPU（换成 `adamw_torch_fused`），打包需要 FlashAttention（被关掉），在没有 bf16 指令的处理器上 `bf16=True` 会变成 `False`。在 GPU 上，它们按要求运行。对比一下你要求的设置和 trainer 实际会用的设置：
 
 # %%
-args = trainer.args
-print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
-print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+asked = {"optim": "adamw_8bit", "packing": PACKING, "bf16": precision.bf16, "fp16": precision.fp16}
+for name, value in asked.items():
+    used = getattr(trainer.args, name)
+    used = getattr(used, "value", used)  # optim is an enum
+    print(f"{name:<8} asked {value!s:<12} used {used!s:<20}{'' if used == value else '<- changed by Unsloth'}")
+print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized: {trainer.train_dataset.column_names}")
 
-# %% [markdown] en_hash="28eea1ae5f"
-# 在花费 GPU 时间之前，先让 `doctor` 检查这个 trainer：它的精度与 GPU 和模型是否相符、对话模板中的标记，以及一个真实 batch 的 labels。
+# %% [markdown] en_hash="85478f7fbd"
+# **旧教程，新 TRL。** 很多教程（包括本课程所源自的那一篇）把下面这些参数传给 trainer；TRL 1.x 已经把它们移走或改了名：
+#
+# | 旧教程的写法 | TRL 1.x 的写法 |
+# |---|---|
+# | `SFTTrainer(tokenizer=tokenizer)` | `SFTTrainer(processing_class=tokenizer)` |
+# | `SFTTrainer(dataset_text_field="text")` | `SFTConfig(dataset_text_field="text")` |
+# | `SFTTrainer(max_seq_length=2048)` | `SFTConfig(max_length=2048)` |
+# | `SFTTrainer(packing=True)` | `SFTConfig(packing=True)` |
+# | `SFTConfig(max_seq_length=2048)`、`evaluation_strategy=` | `SFTConfig(max_length=2048)`、`eval_strategy=` |
+#
+# TRL 自己的 `SFTTrainer` 会拒绝这些旧名字，报 `TypeError: ... unexpected keyword argument`。`import unsloth` 之后换上的是 Unsloth 的包装类，它仍然接受前四个，并把它们放到该放的地方，所以旧代码在这里能跑，换个环境就会出错。`SFTConfig` 即使在 Unsloth 下也会拒绝它的旧名字：
 
 # %%
-from course_lib.doctor import doctor
-
-problems = doctor(trainer=trainer)
+for old in ("max_seq_length", "evaluation_strategy"):
+    try:
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+    except TypeError as error:
+        print(f"{type(error).__name__}: {error}")
 
 # %% [markdown] en_hash="97ec880be2"
 # ## 10 · loss 看到的是什么：一个真实的 batch
@@ -310,29 +319,28 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.ernie import IGNORE_INDEX
 from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
 for trained, ids in label_runs(input_ids, labels):
     print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
 
-# %% [markdown] en_hash="1bb6ad63c1"
-# 对整个 batch 做同样的统计（如果有填充，填充也被掩盖）：
+# %% [markdown] en_hash="c0ecc182a9"
+# 对整个 batch 做同样的统计。如果有填充，填充不计入：它既不参与训练，也不是真实的 token。
 
 # %%
-n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
-print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
-      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+from course_lib.checks import label_counts
 
-# %% [markdown] en_hash="911fa814ad"
-# 在耗时较长的部分开始之前设一道防线：如果 loss 一个 token 都看不到（掩码坏了就什么也训练不到，而 loss 显示为 0，仿佛一切正常），或者看到了所有 token（连问题也在训练），就停下来。它还会在整个分词后的数据集上显示 TRL 保留了多少行：问题本身就占满 `MAX_LENGTH` 的行会被 TRL 丢掉，而且不发出任何警告。
+print(label_counts(batch))
+
+# %% [markdown] en_hash="395d3c4f37"
+# 在耗时较长的部分开始之前设一道防线：如果对话模板标记了错误的 token，或者 loss 一个 token 都看不到（掩码坏了就什么也训练不到，而 loss 显示为 0，仿佛一切正常），或者看到了所有 token（连问题也在训练），就停下来。TRL 还会在不发出任何警告的情况下丢掉问题本身就占满 `MAX_LENGTH` 的行：数一数它保留了多少。
 
 # %%
-from course_lib.checks import check_labels
+from course_lib.checks import check_chat_template, check_labels
 
-print("this batch:", check_labels(batch))
-print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
+stop_if(check_chat_template(tokenizer) + check_labels(trainer.train_dataset), "before training")
+print(f"template and labels OK; TRL kept {len(trainer.train_dataset):,} of {len(train):,} rows")
 
 # %% [markdown] en_hash="17d9ce1431"
 # ## 11 · 学习率调度
@@ -357,11 +365,20 @@ figure = plot_schedule(planned, warmup)
 # %%
 print("before:", env.memory())
 
+# %% [markdown] en_hash="e962f59620"
+# 如果这个单元格失败了，`doctor` 会读取错误和 trainer，说明该改什么（显存不足、旧的 TRL 参数、对话模板、在 T4 上用了 bf16），然后照常抛出错误。
+
 # %%
 import time
 
+from course_lib.doctor import doctor
+
 start = time.perf_counter()
-trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+try:
+    trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+except Exception as error:
+    doctor(error=error, trainer=trainer)
+    raise
 seconds = time.perf_counter() - start
 print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
       f"on {card.name if card else 'the CPU'}")
@@ -450,8 +467,8 @@ FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
-# %% [markdown] en_hash="36333e3841"
-# 不要只看分数，也要看回答：在真实模型上，回答现在会遵循训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且会停下来。离线的小替身模型太小，60 步学不到多少东西：预计在它上面变化不大。
+# %% [markdown] en_hash="4c0b1c215f"
+# 不要只看分数，也要看回答：它们是否采用了训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且停了下来？离线的小替身模型太小，60 步学不到多少东西：预计它的分数变化不大。
 
 # %%
 from course_lib.evaluation import side_by_side
