@@ -226,7 +226,7 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 #   layers.
 # - ERNIE's chat format is `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`.
 #
-# Next: notebook 2 adds LoRA adapters and counts what they cost.
+# Next: [notebook 2](02_lora_configuration.ipynb) adds LoRA adapters and counts what they cost.
 #
 # ## Exercises
 #

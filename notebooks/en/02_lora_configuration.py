@@ -332,7 +332,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 #   (`alpha / sqrt(r)`) is the other fix.
 # - `B` starts at zero, so the model's output is unchanged until training moves it.
 #
-# Next: notebook 3 turns word problems into ERNIE's chat format, ready to train on.
+# Next: [notebook 3](03_data_formatting.ipynb) turns word problems into ERNIE's chat format, ready to train on.
 #
 # ## Exercises
 #

@@ -409,7 +409,7 @@ for split in ("train", "heldout"):
 # - Packing fills rows of `MAX_LENGTH` with whole examples: less padding, many more examples a step (6.5x the
 #   tokens/s on an H200). It needs padding-free attention on a GPU, and changes what a step means.
 #
-# Next: notebook 4 loads these splits and trains the LoRA adapter on them.
+# Next: [notebook 4](04_training.ipynb) loads these splits and trains the LoRA adapter on them.
 #
 # ## Exercises
 #

@@ -576,7 +576,7 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - A healthy loss falls, then flattens. Checkpoints let you resume; keep them on Drive on Colab.
 # - `model.save_pretrained` saves only the adapter: tens of megabytes, not the whole model.
 #
-# Next: notebook 5 loads the adapter, merges it into the model and saves the result.
+# Next: [notebook 5](05_merge_and_save.ipynb) loads the adapter, merges it into the model and saves the result.
 #
 # ## Exercises
 #

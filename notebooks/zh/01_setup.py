@@ -184,7 +184,7 @@ FastLanguageModel.for_inference(model)
 inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
 _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextStreamer(tokenizer, skip_prompt=True))
 
-# %% [markdown] en_hash="382c1132c0"
+# %% [markdown] en_hash="9b13eb1d89"
 # ## 小结
 #
 # - 先导入 Unsloth；它会报告自己选择了哪个后端。
@@ -193,7 +193,7 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 # - ERNIE-4.5-0.3B 有 18 个块，每块由分组查询注意力和一个 MLP 组成；LoRA 将适配其中的七个 Linear 层。
 # - ERNIE 的对话格式是 `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`。
 #
-# 下一步：notebook 2 添加 LoRA 适配器，并算清楚它们的开销。
+# 下一步：[notebook 2](02_lora_configuration.ipynb) 添加 LoRA 适配器，并算清楚它们的开销。
 #
 # ## 练习
 #

@@ -283,7 +283,7 @@ with torch.no_grad():
     logits_after = model(**inputs).logits
 print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
 
-# %% [markdown] en_hash="9a4b1022a7"
+# %% [markdown] en_hash="d691d6b350"
 # ## 小结
 #
 # - 全参数微调用 AdamW 训练每一个参数，每个约 16 字节；LoRA 只训练小小的适配器，模型保持冻结，每个参数 2 字节（16-bit）。
@@ -292,7 +292,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # - alpha 固定时，`alpha / r` 会随秩增大而缩小；课程保持 `alpha = 2r`，而 rsLoRA（`alpha / sqrt(r)`）是另一种解决办法。
 # - `B` 从零开始，所以在训练改变它之前，模型的输出保持不变。
 #
-# 下一步：notebook 3 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
+# 下一步：[notebook 3](03_data_formatting.ipynb) 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
 #
 # ## 练习
 #

@@ -344,7 +344,7 @@ for split in ("train", "heldout"):
     size = sum(f.stat().st_size for f in (DATA_DIR / split).rglob("*") if f.is_file())
     print(f"{DATA_DIR / split}: {saved.num_rows:,} rows, {saved.column_names}, {size / 2**20:.1f} MiB")
 
-# %% [markdown] en_hash="69f783797a"
+# %% [markdown] en_hash="491c7c24ad"
 # ## 小结
 #
 # - 数据是 2,000 道训练题和 200 道留出（held-out）的应用题（来自 orca-math，离线时用课程自带的题目），每道题有一个 `question` 和一个 `answer`；`to_messages` 把它变成 `messages` 对话，也就是 TRL 读取的格式。
@@ -353,7 +353,7 @@ for split in ("train", "heldout"):
 # - 在选定 `MAX_LENGTH` 之前先统计 token 数：更长的样本会被截断，丢掉答案的结尾。
 # - 打包用完整的样本填满长度为 `MAX_LENGTH` 的行：填充更少，每一步包含的样本多得多（在 H200 上每秒处理的 token 数是填充时的 6.5 倍）。它在 GPU 上需要支持无填充的注意力实现，而且改变了"一步"的含义。
 #
-# 下一步：notebook 4 加载这些划分，在上面训练 LoRA 适配器。
+# 下一步：[notebook 4](04_training.ipynb) 加载这些划分，在上面训练 LoRA 适配器。
 #
 # ## 练习
 #

@@ -489,7 +489,7 @@ with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
-# %% [markdown] en_hash="55d90c9433"
+# %% [markdown] en_hash="199a665d1a"
 # ## 小结
 #
 # - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
@@ -500,7 +500,7 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - 健康的 loss 先下降，再趋于平缓。checkpoint 让你可以恢复训练；在 Colab 上要把它们保存在 Drive 里。
 # - `model.save_pretrained` 只保存适配器：几十 MB，而不是整个模型。
 #
-# 下一步：notebook 5 加载适配器，把它合并进模型，并保存结果。
+# 下一步：[notebook 5](05_merge_and_save.ipynb) 加载适配器，把它合并进模型，并保存结果。
 #
 # ## 练习
 #
