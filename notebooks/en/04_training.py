@@ -575,6 +575,8 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - The schedule is `get_scheduler` on the trainer's arguments; the logged rates match it step for step.
 # - A healthy loss falls, then flattens. Checkpoints let you resume; keep them on Drive on Colab.
 # - `model.save_pretrained` saves only the adapter: tens of megabytes, not the whole model.
+# - To copy this into a project of your own: [examples/finetune_ernie.py](../../examples/finetune_ernie.py) is
+#   the same pipeline (load, LoRA, format, train, merge, save) in one plain file, without `course_lib`.
 #
 # Next: [notebook 5](05_merge_and_save.ipynb) loads the adapter, merges it into the model and saves the result.
 #

@@ -489,7 +489,7 @@ with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
-# %% [markdown] en_hash="199a665d1a"
+# %% [markdown] en_hash="ec6c7aa51e"
 # ## 小结
 #
 # - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
@@ -499,6 +499,7 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - 学习率调度就是用 trainer 的参数调用 `get_scheduler`；记录下来的学习率与它逐步吻合。
 # - 健康的 loss 先下降，再趋于平缓。checkpoint 让你可以恢复训练；在 Colab 上要把它们保存在 Drive 里。
 # - `model.save_pretrained` 只保存适配器：几十 MB，而不是整个模型。
+# - 想把这些复制到自己的项目里：[examples/finetune_ernie.py](../../examples/finetune_ernie.py) 用一个普通文件、不借助 `course_lib`，完成同样的流程（加载、LoRA、格式化、训练、合并、保存）。
 #
 # 下一步：[notebook 5](05_merge_and_save.ipynb) 加载适配器，把它合并进模型，并保存结果。
 #
