@@ -416,8 +416,9 @@ figure = plot_schedule(planned, warmup)
 # `trainer.train()` runs the loop: batch, forward, loss, backward, optimizer step, schedule step, log, and
 # a checkpoint every `SAVE_STEPS`. With `RESUME_FROM_CHECKPOINT = True` it first reloads the newest
 # checkpoint in `CHECKPOINT_DIR`. On a GPU, Unsloth first prints a banner with the number of examples, the
-# total steps and the total batch size (section 8's effective batch). Watch the memory: LoRA trains a small
-# fraction of the weights, so it grows by little more than the activations.
+# total steps and the total batch size (section 8's effective batch). On a GPU, compare the peak before and
+# after: LoRA trains a small fraction of the weights, so the peak grows by little more than the activations.
+# On a CPU the figure is the whole process's RAM, and the tiny stand-in's training barely moves it.
 
 # %%
 print("before:", env.memory())

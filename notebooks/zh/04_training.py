@@ -357,10 +357,10 @@ print(f"step 1: {planned[0]:.1e}, step {warmup + 1} (peak): {planned[warmup]:.1e
       f"step {max_steps}: {planned[-1]:.1e}")
 figure = plot_schedule(planned, warmup)
 
-# %% [markdown] en_hash="78b185df7c"
+# %% [markdown] en_hash="212ca21f5c"
 # ## 12 · 训练
 #
-# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。留意内存：LoRA 只训练一小部分权重，所以内存的增长比激活值多不了多少。
+# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。在 GPU 上，比较训练前后的显存峰值：LoRA 只训练一小部分权重，所以峰值的增长比激活值多不了多少。在 CPU 上，这个数字是整个进程的内存，小替身模型的训练几乎不会让它变化。
 
 # %%
 print("before:", env.memory())
