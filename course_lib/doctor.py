@@ -144,7 +144,8 @@ def oom_advice(batch: int | None = None, accumulation: int = 1, max_length: int 
     if r is None or r > 4:
         steps.append(f"LoRA r {r} -> {r // 2}, lora_alpha -> {r}" if r else "a lower LoRA r (lora_alpha = 2r)")
     if not load_in_4bit:
-        steps.append("load_in_4bit=True in FastLanguageModel.from_pretrained (QLoRA): a quarter of the weights' memory")
+        steps.append("load_in_4bit=True in FastLanguageModel.from_pretrained (QLoRA): the blocks' Linear weights in "
+                     "4 bits, about half the model's 16-bit size at 0.3B (the embeddings stay 16-bit)")
     if not gradient_checkpointing:
         steps.append('use_gradient_checkpointing="unsloth" in get_peft_model (and gradient_checkpointing=True in '
                      "SFTConfig): recompute activations instead of keeping them")

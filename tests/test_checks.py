@@ -66,7 +66,8 @@ def test_a_learning_rate_typo_gets_a_suggestion_and_the_usual_range():
 
 def test_several_bad_settings_are_listed_together():
     with pytest.raises(ValueError) as error:
-        stop_if(check_training_settings(r=0, lora_alpha=0, learning_rate=0, max_steps=0, batch_size=0, grad_accumulation=0), "in the settings cell")
+        stop_if(check_training_settings(r=0, lora_alpha=0, learning_rate=0, max_steps=0, batch_size=0,
+                                        grad_accumulation=0), "in the settings cell")
     print(error.value)
     assert str(error.value).startswith("6 problems to fix")
     assert all(name in str(error.value) for name in ("LORA_R", "LORA_ALPHA", "LEARNING_RATE", "MAX_STEPS",

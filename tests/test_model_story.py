@@ -38,7 +38,8 @@ def test_no_file_calls_the_chat_model_a_base_model(path):
 
 def test_the_scan_finds_the_old_story():
     old = ("The course's default is ERNIE-4.5-0.3B-PT: 0.36B parameters, a *base* model (PT = pre-trained, not "
-           "yet taught to chat).\n| 0:10 | setup | a base model does not stop |\n课程默认使用 ERNIE-4.5-0.3B-PT："
+           "yet taught to chat).\n| 0:10 | setup | a base model does not stop |\n"
+           "课程默认使用 ERNIE-4.5-0.3B-PT："
            "一个 0.36B 参数的*基座*模型（PT = pre-trained，预训练模型，还没有学过对话）")
     assert len(wrong_claims(old)) == 6
 

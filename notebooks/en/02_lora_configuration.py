@@ -72,7 +72,7 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True: the blocks' Linear weights in 4 bits (QLoRA); section 10 counts what it saves
 LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
 LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset

@@ -479,8 +479,10 @@ figure = plot_loss(trainer.state.log_history)
 # %% [markdown]
 # How to read a loss curve:
 #
-# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise (each batch is different).
-# - **Spikes, or a rise that does not come back:** the learning rate is too high; lower it, or warm up longer.
+# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise: each batch holds other
+#   examples, some harder than others, so a rise over a few steps (during warm-up too) is not by itself a sign
+#   of trouble. Compare means over several steps, as the cell below does.
+# - **Spikes, or a rise that lasts many steps:** the learning rate is too high; lower it, or warm up longer.
 # - **Flat from the start:** the learning rate is too low, or nothing is being trained (check the masked labels
 #   in section 10).
 # - **Close to 0 quickly:** the model is memorising the training rows; too many epochs for too little data.
