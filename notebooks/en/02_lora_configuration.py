@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -345,11 +347,19 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Each solution loads a fresh copy of the base model and adds its own adapters, so the notebook's `model`
 # keeps the ones section 7 added.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -363,8 +373,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -376,8 +387,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,

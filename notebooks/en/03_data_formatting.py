@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -423,9 +425,17 @@ for split in ("train", "heldout"):
 
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
+#
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: your own question/answer pairs { display-mode: "form" }
+# %%solution
 own_rows = [
     {"question": "A train travels 180 km in 3 hours. What is its speed?",
      "answer": "Speed is distance divided by time: 180 ÷ 3 = 60 km per hour.\nThe answer is 60."},
@@ -441,8 +451,9 @@ for row in own_rows:
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
           f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+# %%solution
 short = 128
 cut = [i for i, n in enumerate(lengths) if n > short]
 print(f"{len(cut):,} of {len(lengths):,} examples exceed {short} tokens and would be cut")
@@ -455,8 +466,9 @@ no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
 print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
       f"tokens are lost; {no_answer} examples keep no answer token at all")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: padding against the batch size { display-mode: "form" }
+# %%solution
 for batch_size in (1, 8, 32):
     s = padding_stats(lengths, batch_size, MAX_LENGTH)
     print(f"batch {batch_size:>2}: padded {s['padded_fraction']:5.1%} padding, packed {s['packed_fraction']:.1%} "
@@ -465,8 +477,9 @@ for batch_size in (1, 8, 32):
 # alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
 # many rows a step takes.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: a two-turn conversation { display-mode: "form" }
+# %%solution
 two_turns = [
     {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
     {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -567,6 +569,9 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Solution 1 defines `train_fresh`, which solutions 2 and 4 reuse: it trains a new adapter on a fresh copy of
 # the base model with section 9's settings except the ones it is given, and leaves `model` and `trainer` as
 # they are. On a GPU the runs are as long as the notebook's and are scored like section 15. On a CPU they stop
@@ -574,8 +579,13 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # losses still compare fairly: every run sees the same batches in the same order, and within a first epoch each
 # step's loss is measured on a batch the model has not trained on yet.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+# %%solution
 import dataclasses
 
 from transformers import TrainerCallback
@@ -620,8 +630,9 @@ if card:
     high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
     print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+# %%solution
 n_base = total - trainable
 print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
 print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
@@ -635,8 +646,9 @@ for rank in (4, 64):
                                        max_new_tokens=MAX_NEW_TOKENS).summary())
 # The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+# %%solution
 from trl import pack_dataset
 
 every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
@@ -655,8 +667,9 @@ else:
     print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
           f"{not PACKING} and run all cells to time the other way.")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: ten problems of your own { display-mode: "form" }
+# %%solution
 from course_lib.data import answers_match
 from course_lib.evaluation import generate_answers
 

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -300,13 +302,21 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
 # 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？
 
-# %% [markdown] en_hash="c0c3e40d98"
+# %% [markdown] en_hash="457af818a3"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 #
 # 每个答案都会重新加载一份基座模型，并添加它自己的适配器，所以 notebook 中的 `model` 保留的仍是第 7 节添加的那些适配器。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -320,8 +330,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -333,8 +344,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,
