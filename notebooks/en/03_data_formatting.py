@@ -339,11 +339,12 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # Your own file will not be this tidy. This one is in the Alpaca shape (`instruction`, `input`, `output`) and has
 # the usual accidents: an empty answer, a number where text belongs, a row pasted twice, and a line with a
-# missing comma. `load_rows` reads JSON Lines, CSV, a list of dicts or a `Dataset`, and names every line it
-# cannot read.
+# missing comma. `load_rows` reads JSON Lines, JSON, CSV, a list of dicts or a `Dataset`, and keeps every line it
+# cannot read for the report. `to_question_answer` maps each row's columns to `question` and `answer` (it also reads
+# prompt/response, ShareGPT `conversations` and OpenAI `messages`, several turns included).
 
 # %%
-from course_lib.validation import load_rows
+from course_lib.validation import load_rows, to_question_answer
 
 MY_DATA = [  # one JSON object per line, as in a .jsonl file
     '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
@@ -355,27 +356,21 @@ MY_DATA = [  # one JSON object per line, as in a .jsonl file
 ]
 my_file = WORK_DIR / "my_data.jsonl"
 my_file.write_text("\n".join(MY_DATA) + "\n")
-try:
-    load_rows(my_file)
-except ValueError as error:
-    print(error)
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from each row's columns
+print(f"{len(my_rows)} rows read, {len(my_rows.unreadable)} line(s) unreadable")
 
 # %% [markdown]
-# Line 5 is broken: fix it or delete it (here: delete). `to_question_answer` then maps the columns to `question`
-# and `answer` (it also reads prompt/response, ShareGPT `conversations` and OpenAI `messages`), and `validate`
-# names each bad row: row numbers count from 0, as in `rows[i]`; file lines from 1, as in an editor.
+# `validate` reports everything in one pass: the line it could not read, then each bad row, by number. Row numbers
+# count from 0, as in `rows[i]`; file lines from 1, as in an editor.
 
 # %%
-from course_lib.validation import to_question_answer
-
-my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
-my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
 my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
 print(my_report)
 
 # %% [markdown]
-# Fix the rows in your file, or leave them out: `drop_bad` keeps the good rows, in the course's `messages` shape,
-# and says what it dropped. (`my_report.raise_if_bad()` stops the notebook instead, with the same list.)
+# Fix them in your file, or leave them out: `drop_bad` keeps the good rows, in the course's `messages` shape,
+# and says what it dropped, the unreadable line too. (`my_report.raise_if_bad()` stops the notebook instead, with
+# the same list.)
 
 # %%
 clean, message = my_report.drop_bad()

@@ -289,13 +289,13 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # 少算一些位置只是收益中较小的那部分。8 个短样本组成的 batch 工作量太小，不足以让 GPU 忙起来，所以无论一步装的是 8 个样本还是 8 个满行，耗时都差不多。这就是课程在 GPU 上默认打包的原因。在 H200 上的实测结果（`bench/RESULTS.md`：0.3B 的模型形状，Unsloth，bf16，batch 8，这些应用题）：填充时每秒 7,241 个真实 token，打包时每秒 47,362 个，两种方式每步都是 0.16 s。
 
-# %% [markdown] en_hash="73c99a283a"
+# %% [markdown] en_hash="3672209c3b"
 # ## 10 · 你自己的数据：训练之前先检查
 #
-# 你自己的文件不会这么整齐。这个文件是 Alpaca 格式（`instruction`、`input`、`output`），带着几种常见的差错：一个空答案、一个本该是文本的地方写成了数字、一行被粘贴了两次，还有一行少了一个逗号。`load_rows` 能读取 JSON Lines、CSV、由字典组成的列表或 `Dataset`，并指出它读不了的每一行。
+# 你自己的文件不会这么整齐。这个文件是 Alpaca 格式（`instruction`、`input`、`output`），带着几种常见的差错：一个空答案、一个本该是文本的地方写成了数字、一行被粘贴了两次，还有一行少了一个逗号。`load_rows` 能读取 JSON Lines、JSON、CSV、由字典组成的列表或 `Dataset`，读不了的每一行都会留下来写进报告。`to_question_answer` 把每一行的列映射成 `question` 和 `answer`（它也能读取 prompt/response、ShareGPT 的 `conversations` 和 OpenAI 的 `messages`，包括多轮对话）。
 
 # %%
-from course_lib.validation import load_rows
+from course_lib.validation import load_rows, to_question_answer
 
 MY_DATA = [  # one JSON object per line, as in a .jsonl file
     '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
@@ -307,24 +307,18 @@ MY_DATA = [  # one JSON object per line, as in a .jsonl file
 ]
 my_file = WORK_DIR / "my_data.jsonl"
 my_file.write_text("\n".join(MY_DATA) + "\n")
-try:
-    load_rows(my_file)
-except ValueError as error:
-    print(error)
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from each row's columns
+print(f"{len(my_rows)} rows read, {len(my_rows.unreadable)} line(s) unreadable")
 
-# %% [markdown] en_hash="95c7896e14"
-# 第 5 行坏了：修好它或者删掉它（这里选择删掉）。接着 `to_question_answer` 把各列映射成 `question` 和 `answer`（它也能读取 prompt/response、ShareGPT 的 `conversations` 和 OpenAI 的 `messages`），`validate` 则指出每一个有问题的数据行：数据行的编号从 0 开始，和 `rows[i]` 一样；文件的行号从 1 开始，和编辑器里一样。
+# %% [markdown] en_hash="f5bea7e597"
+# `validate` 一次就报告所有问题：先是它读不了的那一行，再按编号列出每一个有问题的数据行。数据行的编号从 0 开始，和 `rows[i]` 一样；文件的行号从 1 开始，和编辑器里一样。
 
 # %%
-from course_lib.validation import to_question_answer
-
-my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
-my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
 my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
 print(my_report)
 
-# %% [markdown] en_hash="c29237c8f4"
-# 修好文件里的这些行，或者把它们排除在外：`drop_bad` 保留好的行（转换成课程的 `messages` 格式），并说明丢掉了哪些。（`my_report.raise_if_bad()` 则会带着同样的清单让 notebook 停下来。）
+# %% [markdown] en_hash="e0401144bc"
+# 在文件里修好它们，或者把它们排除在外：`drop_bad` 保留好的行（转换成课程的 `messages` 格式），并说明丢掉了哪些，读不了的那一行也在内。（`my_report.raise_if_bad()` 则会带着同样的清单让 notebook 停下来。）
 
 # %%
 clean, message = my_report.drop_bad()
