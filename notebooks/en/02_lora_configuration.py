@@ -158,21 +158,18 @@ print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.mat
 # %% [markdown]
 # ## 5 · Choose the rank
 #
-# Move the slider: the line under it counts what LoRA would train at that rank, over every layer named in
-# `TARGET_MODULES`, and the next line estimates what notebook 4's training would need on a T4 at that rank
+# Move the slider over the ranks worth trying, 8 to 64. Under it: the `lora_alpha` the next cell will use at that
+# rank; what LoRA would train on the model loaded here, over every layer named in `TARGET_MODULES` (offline, the
+# tiny stand-in); and what notebook 4's training of the model `MODEL_NAME` names would need on a T4 at that rank
 # (peak GPU memory and time, from measurements on an H200 scaled to a T4: an estimate, not a T4 measurement).
 # (Run headless, the slider keeps its default, `LORA_R`.)
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown]

@@ -235,16 +235,16 @@ print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / tot
 # ## 8 · How much to train
 #
 # Two numbers matter most for a first run: the learning rate, and the number of optimizer steps. Move the
-# sliders: the readouts say what each value usually means, what the steps add up to in examples, epochs
-# and tokens (measured on the training data), and what the run would need on a T4: peak GPU memory and time,
-# estimated from H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit.
-# Headless runs keep the settings' values.
+# sliders: the readouts say what each value usually means; what the steps add up to in examples, epochs and
+# tokens (measured on the training data), counted here and for the same run on a T4, each with its own packing
+# (Unsloth's CPU backend turns it off); and what the T4 run would need: peak GPU memory and time, estimated from
+# H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit. Headless runs keep
+# the settings' values.
 
 # %%
 import torch
 from IPython.display import display
 
-from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -253,12 +253,11 @@ lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messag
 tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
 packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+t4_run = dict(model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+              accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT, example_tokens=tokens_per_example)
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row, budget=lambda steps: budget_readout(
-                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
-                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
-                               example_tokens=tokens_per_example, current=card))
+                           examples_per_row, t4_run=t4_run, current=card)
 display(lr_slider, step_slider)
 
 # %% [markdown]

@@ -137,21 +137,17 @@ B = torch.randn(fan_out, LORA_R)
 print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
       f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
 
-# %% [markdown] en_hash="468740e585"
+# %% [markdown] en_hash="9dc253868b"
 # ## 5 · 选择秩
 #
-# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层；再下一行估算在这个秩下，notebook 4 的训练在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+# 在值得一试的几个秩（8 到 64）之间拖动滑块。滑块下方依次显示：下一个单元格在这个秩下会用的 `lora_alpha`；在这里加载的模型上（离线时就是那个很小的替身模型），LoRA 在 `TARGET_MODULES` 列出的每一个层上要训练多少参数；以及在这个秩下，用 notebook 4 的训练方式训练 `MODEL_NAME` 所指的模型时，在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown] en_hash="f2ed0efcc8"

@@ -211,16 +211,15 @@ trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 total = sum(p.numel() for p in model.parameters())
 print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / total:.2f}%")
 
-# %% [markdown] en_hash="d2f783f544"
+# %% [markdown] en_hash="be8558dae2"
 # ## 8 · 训练多少
 #
-# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么，这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测），以及这次训练在 T4 上需要多少资源：GPU 显存峰值和耗时，根据 H200 上的实测结果估算（`course_lib/budget.py`），某个设置放不下时会事先发出警告。在无界面（headless）模式下运行时，保持设置中的值。
+# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么；这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测），分别按这里和 T4 上的同一次训练来算，各自按自己的打包（packing）方式计算（Unsloth 的 CPU 后端会关掉打包）；以及这次 T4 训练需要多少资源：GPU 显存峰值和耗时，根据 H200 上的实测结果估算（`course_lib/budget.py`），某个设置放不下时会事先发出警告。在无界面（headless）模式下运行时，保持设置中的值。
 
 # %%
 import torch
 from IPython.display import display
 
-from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -229,12 +228,11 @@ lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messag
 tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
 packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+t4_run = dict(model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+              accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT, example_tokens=tokens_per_example)
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row, budget=lambda steps: budget_readout(
-                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
-                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
-                               example_tokens=tokens_per_example, current=card))
+                           examples_per_row, t4_run=t4_run, current=card)
 display(lr_slider, step_slider)
 
 # %% [markdown] en_hash="7087ff6941"
