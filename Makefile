@@ -14,7 +14,7 @@ course: setup
 # Its own --basetemp: pytest prunes the shared /tmp/pytest-of-$USER, which breaks a run beside another one.
 # A cell may take 900 s: the first notebook in a fresh work folder builds the tiny slice (30 s idle, minutes under load).
 test: setup
-	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work $(PY) -m pytest --nbmake --nbmake-timeout=900 --basetemp=$(CURDIR)/runs/pytest-tmp tests notebooks
+	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work ERNIE_COURSE_SOLUTIONS=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 --basetemp=$(CURDIR)/runs/pytest-tmp tests notebooks
 
 # Rewrite constraints.txt from the current .venv (after changing a pin in requirements*.txt).
 lock:

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -238,9 +240,17 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
+#
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: does the model stop? { display-mode: "form" }
+# %%solution
 from course_lib.evaluation import stop_token_ids
 
 stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker that ends ERNIE's answers
@@ -258,8 +268,9 @@ for new in output[:, asked["input_ids"].shape[1]:].tolist():
     answer = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True)
     print(f"{ends[0] + 1 if ends else len(new):>2} tokens, {ending}: {answer[:60]!r}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: the same sentence in other languages { display-mode: "form" }
+# %%solution
 translations = {
     "English": sentence,
     "French": "Maya achète 3 stylos à 2 $ chacun.",
@@ -274,8 +285,9 @@ for language, text in translations.items():
 # vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
 # tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what 4-bit would save { display-mode: "form" }
+# %%solution
 import torch
 
 # bitsandbytes quantizes the Linear layers of the blocks; the embeddings (shared with the output head)

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -156,21 +158,18 @@ print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.mat
 # %% [markdown]
 # ## 5 · Choose the rank
 #
-# Move the slider: the line under it counts what LoRA would train at that rank, over every layer named in
-# `TARGET_MODULES`, and the next line estimates what notebook 4's training would need on a T4 at that rank
+# Move the slider over the ranks worth trying, 8 to 64. Under it: the `lora_alpha` the next cell will use at that
+# rank; what LoRA would train on the model loaded here, over every layer named in `TARGET_MODULES` (offline, the
+# tiny stand-in); and what notebook 4's training of the model `MODEL_NAME` names would need on a T4 at that rank
 # (peak GPU memory and time, from measurements on an H200 scaled to a T4: an estimate, not a T4 measurement).
 # (Run headless, the slider keeps its default, `LORA_R`.)
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown]
@@ -381,11 +380,19 @@ print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) o
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Each solution loads a fresh copy of the base model and adds its own adapters, so the notebook's `model`
 # keeps the ones section 7 added.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -399,8 +406,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -412,8 +420,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,

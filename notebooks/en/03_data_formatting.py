@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -337,11 +339,12 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # Your own file will not be this tidy. This one is in the Alpaca shape (`instruction`, `input`, `output`) and has
 # the usual accidents: an empty answer, a number where text belongs, a row pasted twice, and a line with a
-# missing comma. `load_rows` reads JSON Lines, CSV, a list of dicts or a `Dataset`, and names every line it
-# cannot read.
+# missing comma. `load_rows` reads JSON Lines, JSON, CSV, a list of dicts or a `Dataset`, and keeps every line it
+# cannot read for the report. `to_question_answer` maps each row's columns to `question` and `answer` (it also reads
+# prompt/response, ShareGPT `conversations` and OpenAI `messages`, several turns included).
 
 # %%
-from course_lib.validation import load_rows
+from course_lib.validation import load_rows, to_question_answer
 
 MY_DATA = [  # one JSON object per line, as in a .jsonl file
     '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
@@ -353,27 +356,21 @@ MY_DATA = [  # one JSON object per line, as in a .jsonl file
 ]
 my_file = WORK_DIR / "my_data.jsonl"
 my_file.write_text("\n".join(MY_DATA) + "\n")
-try:
-    load_rows(my_file)
-except ValueError as error:
-    print(error)
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from each row's columns
+print(f"{len(my_rows)} rows read, {len(my_rows.unreadable)} line(s) unreadable")
 
 # %% [markdown]
-# Line 5 is broken: fix it or delete it (here: delete). `to_question_answer` then maps the columns to `question`
-# and `answer` (it also reads prompt/response, ShareGPT `conversations` and OpenAI `messages`), and `validate`
-# names each bad row: row numbers count from 0, as in `rows[i]`; file lines from 1, as in an editor.
+# `validate` reports everything in one pass: the line it could not read, then each bad row, by number. Row numbers
+# count from 0, as in `rows[i]`; file lines from 1, as in an editor.
 
 # %%
-from course_lib.validation import to_question_answer
-
-my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
-my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
 my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
 print(my_report)
 
 # %% [markdown]
-# Fix the rows in your file, or leave them out: `drop_bad` keeps the good rows, in the course's `messages` shape,
-# and says what it dropped. (`my_report.raise_if_bad()` stops the notebook instead, with the same list.)
+# Fix them in your file, or leave them out: `drop_bad` keeps the good rows, in the course's `messages` shape,
+# and says what it dropped, the unreadable line too. (`my_report.raise_if_bad()` stops the notebook instead, with
+# the same list.)
 
 # %%
 clean, message = my_report.drop_bad()
@@ -423,9 +420,17 @@ for split in ("train", "heldout"):
 
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
+#
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: your own question/answer pairs { display-mode: "form" }
+# %%solution
 own_rows = [
     {"question": "A train travels 180 km in 3 hours. What is its speed?",
      "answer": "Speed is distance divided by time: 180 ÷ 3 = 60 km per hour.\nThe answer is 60."},
@@ -441,8 +446,9 @@ for row in own_rows:
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
           f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+# %%solution
 short = 128
 cut = [i for i, n in enumerate(lengths) if n > short]
 print(f"{len(cut):,} of {len(lengths):,} examples exceed {short} tokens and would be cut")
@@ -455,8 +461,9 @@ no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
 print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
       f"tokens are lost; {no_answer} examples keep no answer token at all")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: padding against the batch size { display-mode: "form" }
+# %%solution
 for batch_size in (1, 8, 32):
     s = padding_stats(lengths, batch_size, MAX_LENGTH)
     print(f"batch {batch_size:>2}: padded {s['padded_fraction']:5.1%} padding, packed {s['packed_fraction']:.1%} "
@@ -465,8 +472,9 @@ for batch_size in (1, 8, 32):
 # alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
 # many rows a step takes.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: a two-turn conversation { display-mode: "form" }
+# %%solution
 two_turns = [
     {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
     {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},

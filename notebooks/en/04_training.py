@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -230,16 +232,16 @@ print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / tot
 # ## 8 · How much to train
 #
 # Two numbers matter most for a first run: the learning rate, and the number of optimizer steps. Move the
-# sliders: the readouts say what each value usually means, what the steps add up to in examples, epochs
-# and tokens (measured on the training data), and what the run would need on a T4: peak GPU memory and time,
-# estimated from H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit.
-# Headless runs keep the settings' values.
+# sliders: the readouts say what each value usually means; what the steps add up to in examples, epochs and
+# tokens (measured on the training data), counted here and for the same run on a T4, each with its own packing
+# (Unsloth's CPU backend turns it off); and what the T4 run would need: peak GPU memory and time, estimated from
+# H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit. Headless runs keep
+# the settings' values.
 
 # %%
 import torch
 from IPython.display import display
 
-from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -248,12 +250,11 @@ lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messag
 tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
 packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+t4_run = dict(model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+              accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT, example_tokens=tokens_per_example)
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row, budget=lambda steps: budget_readout(
-                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
-                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
-                               example_tokens=tokens_per_example, current=card))
+                           examples_per_row, t4_run=t4_run, current=card)
 display(lr_slider, step_slider)
 
 # %% [markdown]
@@ -597,6 +598,9 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Solution 1 defines `train_fresh`, which solutions 2 and 4 reuse: it trains a new adapter on a fresh copy of
 # the base model with section 9's settings except the ones it is given, and leaves `model` and `trainer` as
 # they are. On a GPU the runs are as long as the notebook's and are scored like section 15. On a CPU they stop
@@ -604,8 +608,13 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # losses still compare fairly: every run sees the same batches in the same order, and within a first epoch each
 # step's loss is measured on a batch the model has not trained on yet.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+# %%solution
 import dataclasses
 
 from transformers import TrainerCallback
@@ -650,8 +659,9 @@ if card:
     high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
     print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+# %%solution
 n_base = total - trainable
 print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
 print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
@@ -665,8 +675,9 @@ for rank in (4, 64):
                                        max_new_tokens=MAX_NEW_TOKENS).summary())
 # The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+# %%solution
 from trl import pack_dataset
 
 every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
@@ -685,8 +696,9 @@ else:
     print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
           f"{not PACKING} and run all cells to time the other way.")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: ten problems of your own { display-mode: "form" }
+# %%solution
 from course_lib.data import answers_match
 from course_lib.evaluation import generate_answers
 

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -392,9 +394,17 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
+#
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: the adapter, saved again { display-mode: "form" }
+# %%solution
 import torch
 from safetensors.torch import load_file
 
@@ -407,8 +417,9 @@ print(f"adapter_model.safetensors: notebook 4's {human_size((ADAPTER_DIR / 'adap
       f"again {human_size((AGAIN_DIR / 'adapter_model.safetensors').stat().st_size)}; "
       f"{len(again)} tensors, all equal: {same}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: the merged model run in bf16 { display-mode: "form" }
+# %%solution
 merged_bf16 = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype="bfloat16", device_map="auto")
 bf16_result = compare_logits(model, merged_bf16, batch["input_ids"], batch["attention_mask"])
 bf16_passed, why = check_agreement(bf16_result, tolerance, MIN_TOP1_AGREEMENT)
@@ -417,8 +428,9 @@ print(f"merged in {merged_model.dtype}: {result['max_abs_diff']:.4f}; in bf16: {
 print(f"bf16 against the {precision.name} tolerance:", "PASS:" if bf16_passed else "FAIL:", why)
 # Both models must compute in the same precision for the proof to measure the merge and not the arithmetic.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: break the merge on purpose { display-mode: "form" }
+# %%solution
 for factor in (1.01, 1.1):
     # A fresh copy from disk each time, so `merged_model` stays the one that passed.
     broken = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype=precision.torch_dtype, device_map="auto")
@@ -427,8 +439,9 @@ for factor in (1.01, 1.1):
                                          tolerance, MIN_TOP1_AGREEMENT)
     print(f"down_proj x {factor}:", "PASS:" if broken_passed else "FAIL:", why)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: five more held-out questions { display-mode: "form" }
+# %%solution
 from course_lib.evaluation import evaluate
 
 five = evaluate(merged_model, merged_tokenizer, heldout.select(range(1, 6)), max_new_tokens=128, progress=False)

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -201,11 +203,19 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 # 2. 对一句中文分词。它要用多少个 token？和意思相同的英文句子相比呢？
 # 3. 设置 `LOAD_IN_4BIT = True` 能省下多少内存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算，再以 4-bit 实际加载并测量。
 
-# %% [markdown] en_hash="3cf358659d"
+# %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: does the model stop? { display-mode: "form" }
+# %%solution
 from course_lib.evaluation import stop_token_ids
 
 stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker that ends ERNIE's answers
@@ -223,8 +233,9 @@ for new in output[:, asked["input_ids"].shape[1]:].tolist():
     answer = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True)
     print(f"{ends[0] + 1 if ends else len(new):>2} tokens, {ending}: {answer[:60]!r}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: the same sentence in other languages { display-mode: "form" }
+# %%solution
 translations = {
     "English": sentence,
     "French": "Maya achète 3 stylos à 2 $ chacun.",
@@ -239,8 +250,9 @@ for language, text in translations.items():
 # vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
 # tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what 4-bit would save { display-mode: "form" }
+# %%solution
 import torch
 
 # bitsandbytes quantizes the Linear layers of the blocks; the embeddings (shared with the output head)

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -135,21 +137,17 @@ B = torch.randn(fan_out, LORA_R)
 print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
       f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
 
-# %% [markdown] en_hash="468740e585"
+# %% [markdown] en_hash="9dc253868b"
 # ## 5 · 选择秩
 #
-# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层；再下一行估算在这个秩下，notebook 4 的训练在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+# 在值得一试的几个秩（8 到 64）之间拖动滑块。滑块下方依次显示：下一个单元格在这个秩下会用的 `lora_alpha`；在这里加载的模型上（离线时就是那个很小的替身模型），LoRA 在 `TARGET_MODULES` 列出的每一个层上要训练多少参数；以及在这个秩下，用 notebook 4 的训练方式训练 `MODEL_NAME` 所指的模型时，在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown] en_hash="f2ed0efcc8"
@@ -334,13 +332,21 @@ print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) o
 # 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
 # 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？
 
-# %% [markdown] en_hash="c0c3e40d98"
+# %% [markdown] en_hash="457af818a3"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 #
 # 每个答案都会重新加载一份基座模型，并添加它自己的适配器，所以 notebook 中的 `model` 保留的仍是第 7 节添加的那些适配器。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -354,8 +360,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -367,8 +374,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -287,13 +289,13 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # 少算一些位置只是收益中较小的那部分。8 个短样本组成的 batch 工作量太小，不足以让 GPU 忙起来，所以无论一步装的是 8 个样本还是 8 个满行，耗时都差不多。这就是课程在 GPU 上默认打包的原因。在 H200 上的实测结果（`bench/RESULTS.md`：0.3B 的模型形状，Unsloth，bf16，batch 8，这些应用题）：填充时每秒 7,241 个真实 token，打包时每秒 47,362 个，两种方式每步都是 0.16 s。
 
-# %% [markdown] en_hash="73c99a283a"
+# %% [markdown] en_hash="3672209c3b"
 # ## 10 · 你自己的数据：训练之前先检查
 #
-# 你自己的文件不会这么整齐。这个文件是 Alpaca 格式（`instruction`、`input`、`output`），带着几种常见的差错：一个空答案、一个本该是文本的地方写成了数字、一行被粘贴了两次，还有一行少了一个逗号。`load_rows` 能读取 JSON Lines、CSV、由字典组成的列表或 `Dataset`，并指出它读不了的每一行。
+# 你自己的文件不会这么整齐。这个文件是 Alpaca 格式（`instruction`、`input`、`output`），带着几种常见的差错：一个空答案、一个本该是文本的地方写成了数字、一行被粘贴了两次，还有一行少了一个逗号。`load_rows` 能读取 JSON Lines、JSON、CSV、由字典组成的列表或 `Dataset`，读不了的每一行都会留下来写进报告。`to_question_answer` 把每一行的列映射成 `question` 和 `answer`（它也能读取 prompt/response、ShareGPT 的 `conversations` 和 OpenAI 的 `messages`，包括多轮对话）。
 
 # %%
-from course_lib.validation import load_rows
+from course_lib.validation import load_rows, to_question_answer
 
 MY_DATA = [  # one JSON object per line, as in a .jsonl file
     '{"instruction": "What is 12 x 3?", "input": "", "output": "12 x 3 = 36.\\nThe answer is 36."}',
@@ -305,24 +307,18 @@ MY_DATA = [  # one JSON object per line, as in a .jsonl file
 ]
 my_file = WORK_DIR / "my_data.jsonl"
 my_file.write_text("\n".join(MY_DATA) + "\n")
-try:
-    load_rows(my_file)
-except ValueError as error:
-    print(error)
+my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from each row's columns
+print(f"{len(my_rows)} rows read, {len(my_rows.unreadable)} line(s) unreadable")
 
-# %% [markdown] en_hash="95c7896e14"
-# 第 5 行坏了：修好它或者删掉它（这里选择删掉）。接着 `to_question_answer` 把各列映射成 `question` 和 `answer`（它也能读取 prompt/response、ShareGPT 的 `conversations` 和 OpenAI 的 `messages`），`validate` 则指出每一个有问题的数据行：数据行的编号从 0 开始，和 `rows[i]` 一样；文件的行号从 1 开始，和编辑器里一样。
+# %% [markdown] en_hash="f5bea7e597"
+# `validate` 一次就报告所有问题：先是它读不了的那一行，再按编号列出每一个有问题的数据行。数据行的编号从 0 开始，和 `rows[i]` 一样；文件的行号从 1 开始，和编辑器里一样。
 
 # %%
-from course_lib.validation import to_question_answer
-
-my_file.write_text("\n".join(MY_DATA[:4] + MY_DATA[5:]) + "\n")  # line 5 deleted
-my_rows = to_question_answer(load_rows(my_file))  # the shape is detected from the columns
 my_report = validate(my_rows, tokenizer, max_length=MAX_LENGTH)
 print(my_report)
 
-# %% [markdown] en_hash="c29237c8f4"
-# 修好文件里的这些行，或者把它们排除在外：`drop_bad` 保留好的行（转换成课程的 `messages` 格式），并说明丢掉了哪些。（`my_report.raise_if_bad()` 则会带着同样的清单让 notebook 停下来。）
+# %% [markdown] en_hash="e0401144bc"
+# 在文件里修好它们，或者把它们排除在外：`drop_bad` 保留好的行（转换成课程的 `messages` 格式），并说明丢掉了哪些，读不了的那一行也在内。（`my_report.raise_if_bad()` 则会带着同样的清单让 notebook 停下来。）
 
 # %%
 clean, message = my_report.drop_bad()
@@ -362,11 +358,19 @@ for split in ("train", "heldout"):
 # 3. 把 `BATCH_SIZE` 分别改成 1、8 和 32。填充比例怎么变化？为什么打包不受影响？
 # 4. 渲染一段两轮的对话（user、assistant、user、assistant），并显示它参与训练的 token。一共有几段 `[masked: ...]`？
 
-# %% [markdown] en_hash="3cf358659d"
+# %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: your own question/answer pairs { display-mode: "form" }
+# %%solution
 own_rows = [
     {"question": "A train travels 180 km in 3 hours. What is its speed?",
      "answer": "Speed is distance divided by time: 180 ÷ 3 = 60 km per hour.\nThe answer is 60."},
@@ -382,8 +386,9 @@ for row in own_rows:
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
           f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+# %%solution
 short = 128
 cut = [i for i, n in enumerate(lengths) if n > short]
 print(f"{len(cut):,} of {len(lengths):,} examples exceed {short} tokens and would be cut")
@@ -396,8 +401,9 @@ no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
 print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
       f"tokens are lost; {no_answer} examples keep no answer token at all")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: padding against the batch size { display-mode: "form" }
+# %%solution
 for batch_size in (1, 8, 32):
     s = padding_stats(lengths, batch_size, MAX_LENGTH)
     print(f"batch {batch_size:>2}: padded {s['padded_fraction']:5.1%} padding, packed {s['packed_fraction']:.1%} "
@@ -406,8 +412,9 @@ for batch_size in (1, 8, 32):
 # alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
 # many rows a step takes.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: a two-turn conversation { display-mode: "form" }
+# %%solution
 two_turns = [
     {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},
     {"role": "assistant", "content": "3 × $2 = $6.\nThe answer is 6."},

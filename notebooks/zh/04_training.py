@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -203,16 +205,15 @@ trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 total = sum(p.numel() for p in model.parameters())
 print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / total:.2f}%")
 
-# %% [markdown] en_hash="d2f783f544"
+# %% [markdown] en_hash="be8558dae2"
 # ## 8 · 训练多少
 #
-# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么，这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测），以及这次训练在 T4 上需要多少资源：GPU 显存峰值和耗时，根据 H200 上的实测结果估算（`course_lib/budget.py`），某个设置放不下时会事先发出警告。在无界面（headless）模式下运行时，保持设置中的值。
+# 对第一次训练来说，最重要的两个数字是学习率和优化器的步数。拖动滑块：读数会告诉你每个值通常意味着什么；这些步数加起来相当于多少样本、多少个 epoch 和多少 token（在训练数据上实测），分别按这里和 T4 上的同一次训练来算，各自按自己的打包（packing）方式计算（Unsloth 的 CPU 后端会关掉打包）；以及这次 T4 训练需要多少资源：GPU 显存峰值和耗时，根据 H200 上的实测结果估算（`course_lib/budget.py`），某个设置放不下时会事先发出警告。在无界面（headless）模式下运行时，保持设置中的值。
 
 # %%
 import torch
 from IPython.display import display
 
-from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -221,12 +222,11 @@ lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messag
 tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
 packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+t4_run = dict(model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+              accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT, example_tokens=tokens_per_example)
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row, budget=lambda steps: budget_readout(
-                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
-                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
-                               example_tokens=tokens_per_example, current=card))
+                           examples_per_row, t4_run=t4_run, current=card)
 display(lr_slider, step_slider)
 
 # %% [markdown] en_hash="7087ff6941"
@@ -510,13 +510,21 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # 3. 打包在 GPU 上默认开启，在 CPU 上关闭（Unsloth 的 CPU 后端会关掉它）。两种方式下，一个 batch 各包含多少个样本？`max_steps` 步加起来相当于多少数据？（像 notebook 3 那样，用 TRL 的 `pack_dataset` 打包分词后的样本。）如果有 GPU，再用 `PACKING = False` 训练一次，比较耗时。
 # 4. 自己写十道带解题过程的应用题，像 notebook 3 那样构建一个带 `messages` 列的 `Dataset`，只在它上面训练 30 步，然后问模型其中一道题和一道新题。
 
-# %% [markdown] en_hash="a87fca89d6"
+# %% [markdown] en_hash="7e01cde3b7"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 #
 # 答案 1 定义了 `train_fresh`，答案 2 和 4 会复用它：它在一份重新加载的基座模型上训练一个新的适配器，除了传给它的那几项之外都使用第 9 节的设置，并且不改动 `model` 和 `trainer`。在 GPU 上，这些训练和 notebook 中的一样长，并像第 15 节那样打分。在 CPU 上，它们跑完同一个调度的前 30 步就停下，也不打分（在 CPU 上回答 50 道题要好几分钟）。这些 loss 仍然可以公平比较：每次训练都以同样的顺序看到同样的 batch，而且在第一个 epoch 之内，每一步的 loss 都是在模型还没训练过的 batch 上测得的。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+# %%solution
 import dataclasses
 
 from transformers import TrainerCallback
@@ -561,8 +569,9 @@ if card:
     high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
     print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+# %%solution
 n_base = total - trainable
 print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
 print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
@@ -576,8 +585,9 @@ for rank in (4, 64):
                                        max_new_tokens=MAX_NEW_TOKENS).summary())
 # The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+# %%solution
 from trl import pack_dataset
 
 every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
@@ -596,8 +606,9 @@ else:
     print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
           f"{not PACKING} and run all cells to time the other way.")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: ten problems of your own { display-mode: "form" }
+# %%solution
 from course_lib.data import answers_match
 from course_lib.evaluation import generate_answers
 

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -323,11 +325,19 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 # 3. 故意破坏合并：把合并后模型的一个权重乘以 1.01（`merged_model.model.layers[0].mlp.down_proj.weight.data *= 1.01`），然后重新运行第 7 节的比较。一个矩阵改变 1%，能通过容差吗？重新加载模型，再试试 1.1。
 # 4. 用合并后的模型再回答五个留出问题（在第 6 节中修改 `heldout[0]`）。有几个最终答案是对的？
 
-# %% [markdown] en_hash="3cf358659d"
+# %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: the adapter, saved again { display-mode: "form" }
+# %%solution
 import torch
 from safetensors.torch import load_file
 
@@ -340,8 +350,9 @@ print(f"adapter_model.safetensors: notebook 4's {human_size((ADAPTER_DIR / 'adap
       f"again {human_size((AGAIN_DIR / 'adapter_model.safetensors').stat().st_size)}; "
       f"{len(again)} tensors, all equal: {same}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: the merged model run in bf16 { display-mode: "form" }
+# %%solution
 merged_bf16 = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype="bfloat16", device_map="auto")
 bf16_result = compare_logits(model, merged_bf16, batch["input_ids"], batch["attention_mask"])
 bf16_passed, why = check_agreement(bf16_result, tolerance, MIN_TOP1_AGREEMENT)
@@ -350,8 +361,9 @@ print(f"merged in {merged_model.dtype}: {result['max_abs_diff']:.4f}; in bf16: {
 print(f"bf16 against the {precision.name} tolerance:", "PASS:" if bf16_passed else "FAIL:", why)
 # Both models must compute in the same precision for the proof to measure the merge and not the arithmetic.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: break the merge on purpose { display-mode: "form" }
+# %%solution
 for factor in (1.01, 1.1):
     # A fresh copy from disk each time, so `merged_model` stays the one that passed.
     broken = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype=precision.torch_dtype, device_map="auto")
@@ -360,8 +372,9 @@ for factor in (1.01, 1.1):
                                          tolerance, MIN_TOP1_AGREEMENT)
     print(f"down_proj x {factor}:", "PASS:" if broken_passed else "FAIL:", why)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: five more held-out questions { display-mode: "form" }
+# %%solution
 from course_lib.evaluation import evaluate
 
 five = evaluate(merged_model, merged_tokenizer, heldout.select(range(1, 6)), max_new_tokens=128, progress=False)
