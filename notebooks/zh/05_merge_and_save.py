@@ -13,16 +13,16 @@
 #     name: python3
 # ---
 
-# %% [markdown] en_hash="366d79bd01"
-# # 5 · 合并与保存：适配器、合并后的模型，以及两者一致的证明
+# %% [markdown] en_hash="bde430f621"
+# # 5 · 合并、保存与部署：适配器、合并后的模型、两者一致的证明，以及聊天和 API
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/05_merge_and_save.ipynb)
 #
-# **你将学到：** notebook 4 的 LoRA 适配器在磁盘上是什么、为什么它很小；如何把它重新加载到基座模型之上；如何把它合并进基座权重，保存成一个独立的 16-bit 模型；用户如何用普通的 `transformers` 加载这个模型；以及如何通过比较 logits 证明合并后的模型与"基座 + 适配器"算出的结果一致。最后介绍其他发布方式：GGUF 和 Hub。
+# **你将学到：** notebook 4 的 LoRA 适配器在磁盘上是什么、为什么它很小；如何把它重新加载到基座模型之上；如何把它合并进基座权重，保存成一个独立的 16-bit 模型；用户如何用普通的 `transformers` 加载这个模型；以及如何通过比较 logits 证明合并后的模型与"基座 + 适配器"算出的结果一致。然后部署它：和它聊天（流式输出，使用 ERNIE 的对话格式，在轮次结束处停止），用 `transformers serve` 把它发布成兼容 OpenAI 的 API，用官方的 `openai` 客户端调用它，并了解 GPU 上的路线（vLLM）。最后介绍其他发布方式：GGUF 和 Hub。
 #
 # **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。notebook 4 的适配器从工作目录读取；如果单独打开本 notebook，它会先训练一个替代用的适配器，并且会说明这一点。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型。
 #
-# **在 T4 上的耗时：** 约 5 分钟，大部分花在安装上。
+# **在 T4 上的耗时：** 约 6 分钟，大部分花在安装上；服务器启动约需半分钟。
 
 # %% [markdown] en_hash="dc670cfd89"
 # ## 0 · 安装（仅限 Colab）
@@ -59,10 +59,10 @@ card = env.gpu()
 precision = env.choose_precision(card.capability if card else None)
 print(f"load in {precision.name}: {precision.reason}")
 
-# %% [markdown] en_hash="b9e4fd482a"
+# %% [markdown] en_hash="45b7803de2"
 # ## 2 · 设置
 #
-# 这些文件夹都在课程的工作目录里：notebook 4 把它的适配器保存在 `ADAPTER_DIR`，本 notebook 把合并后的模型写到 `MERGED_DIR`。最后两个设置是第 7 节中那个证明所用的容差，会在那里解释。
+# 这些文件夹都在课程的工作目录里：notebook 4 把它的适配器保存在 `ADAPTER_DIR`，本 notebook 把合并后的模型写到 `MERGED_DIR`。`LOGIT_TOLERANCE` 和 `MIN_TOP1_AGREEMENT` 是第 7 节中那个证明所用的容差，会在那里解释；最后两个设置用于第 8 节和第 9 节。
 
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the base of notebook 4's adapter (the adapter also records it)
@@ -75,6 +75,8 @@ MERGED_DIR = WORK_DIR / "merged-16bit"  # written here by save_pretrained_merged
 N_COMPARE = 8  # held-out conversations whose logits the proof compares (about 1,200 tokens)
 LOGIT_TOLERANCE = {"fp32": 0.03, "fp16": 0.03, "bf16": 0.08}  # max |logit diff| / max |logit|, by precision
 MIN_TOP1_AGREEMENT = 97.0  # % of positions where both models must predict the same next token
+MAX_NEW_TOKENS = 256  # longest answer, in tokens, for the chat and the server (orca-math answers run 100-300)
+SERVE_PORT = None  # None: any free port on 127.0.0.1; or a number, e.g. 8000
 
 # %% [markdown] en_hash="1d9307e9c9"
 # 适配器搭在哪个模型之上？离线时，课程会退而使用很小的 ERNIE-4.5 切片，横幅会醒目地说明这一点。
@@ -198,6 +200,16 @@ merged_tokenizer = AutoTokenizer.from_pretrained(MERGED_DIR)
 print(f"{type(merged_model).__name__}, {merged_model.dtype}, on {merged_model.device}; "
       f"LoRA layers left: {sum('lora_' in name for name, _ in merged_model.named_modules())}")
 
+# %% [markdown] en_hash="c5d5bcf7e2"
+# 回答在哪里结束？ERNIE 用 `<|end_of_sentence|>` 结束助手的一轮发言，用 `</s>` 结束整段文本；除非传入 `eos_token_id`，`generate` 只会在 `generation_config.json` 列出的 id 处停止。把两个 id 都传进去，这样无论保存的配置里写了什么（ERNIE-4.5-0.3B-PT 的配置只列了 `</s>`），回答都会随这一轮一起结束。
+
+# %%
+from course_lib.evaluation import stop_token_ids
+
+stops = stop_token_ids(merged_tokenizer)  # the ids of </s> and <|end_of_sentence|>
+print(f"generation_config.json stops at {merged_model.generation_config.eos_token_id}; "
+      f"generate gets eos_token_id={stops} = {merged_tokenizer.convert_ids_to_tokens(stops)}")
+
 # %% [markdown] en_hash="ad73ee21ae"
 # 问它一个训练中从未见过的问题，取自留出划分。（在小切片上，预计回答的形式是对的，数字却是错的：这个切片太小，做不了算术。）
 
@@ -212,7 +224,7 @@ row = heldout[0]
 prompt = merged_tokenizer.apply_chat_template([{"role": "user", "content": row["question"]}], tokenize=False,
                                               add_generation_prompt=True)
 inputs = merged_tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(merged_model.device)
-output = merged_model.generate(**inputs, max_new_tokens=128, do_sample=False)
+output = merged_model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=stops)
 answer = merged_tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 print(f"question:  {row['question']}\nreference: {row['answer']}\nmerged:    {answer}")
 print("final answer right:", answers_match(answer, row["answer"]))
@@ -261,10 +273,171 @@ base_passed, why = check_agreement(base_result, tolerance, MIN_TOP1_AGREEMENT)
 print("base model vs merged model:", "PASS:" if base_passed else "FAIL:", why)
 assert not base_passed, "the tolerance is too loose to tell the base model from the fine-tuned one"
 
-# %% [markdown] en_hash="1ff8eabad8"
-# ## 8 · 其他格式
+# %% [markdown] en_hash="0ade11dbb8"
+# ## 8 · 和它对话
 #
-# **GGUF，用于 llama.cpp 和 Ollama。** GGUF 是 llama.cpp 的单文件格式，为 CPU 和笔记本电脑做了量化（`q4_k_m` 是大小与质量之间常用的平衡点；`q8_0` 几乎无损；`f16` 不做量化）。Unsloth 先合并，再用 llama.cpp 自带的转换器（它支持 ERNIE-4.5）进行转换：
+# 对话模型按轮次回答。对话模板把整段对话写成 ERNIE 的格式，并且在 `add_generation_prompt=True` 时以 `Assistant: ` 结尾，这样模型接下来写的就是它这一轮的发言。
+#
+# ### 8.1 · 一个回答，流式输出
+#
+# `TextStreamer` 每生成一段就立刻打印出来，就像聊天窗口里显示的那样；回答在轮次结束处（`eos_token_id=stops`，见第 6 节）或在 `MAX_NEW_TOKENS` 处停止。
+
+# %%
+from transformers import TextStreamer
+
+messages = [{"role": "user", "content": heldout[1]["question"]}]
+inputs = merged_tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                              return_tensors="pt").to(merged_model.device)
+streamer = TextStreamer(merged_tokenizer, skip_prompt=True, skip_special_tokens=True)  # prints as it goes
+output = merged_model.generate(**inputs, streamer=streamer, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                               eos_token_id=stops)
+
+# %% [markdown] en_hash="987a61bc92"
+# 它在哪里停下的？看最后一个 token：停在停止 token 上（模型结束了回答），还是停在长度上限。
+
+# %%
+new_tokens = output[0, inputs["input_ids"].shape[1]:].tolist()
+last = merged_tokenizer.convert_ids_to_tokens(new_tokens[-1])
+print(f"{len(new_tokens)} new tokens; " + (f"stopped at {last}: the model ended its answer" if new_tokens[-1] in stops
+                                          else f"cut at MAX_NEW_TOKENS = {MAX_NEW_TOKENS}"))
+
+# %% [markdown] en_hash="c5c4e220b6"
+# ### 8.2 · 聊天框，用来问你自己的问题
+#
+# 输入一个问题，点击 *Send*。聊天框会保存整段对话，每次都把全部对话交给 `reply`：模型在两次调用之间什么也不记得，发给它的历史就是它的记忆。（在无人操作的运行中，例如 CI，没有人点击 *Send*，聊天框只是等待。）
+
+# %%
+from course_lib.chat import chat_box
+
+
+def reply(conversation):  # every turn so far, ending with the new question; returns the model's next turn
+    inputs = merged_tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_dict=True,
+                                                  return_tensors="pt").to(merged_model.device)
+    output = merged_model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=stops)
+    return merged_tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+chat_box(reply)
+
+# %% [markdown] en_hash="09150e86e0"
+# ## 9 · 发布服务：兼容 OpenAI 的 API
+#
+# 程序通过 HTTP 访问模型。`transformers serve`（transformers 5 加上课程已安装的 `[serving]` 附加依赖）用与 OpenAI 相同的 API 发布一个模型文件夹：任何 OpenAI 客户端，以及任何基于它构建的工具，只要改一个地址就能使用你的模型。在终端里只需一行：`transformers serve /path/to/merged-16bit --port 8000`。它需要完整的模型：它没有加载适配器的途径。
+#
+# ### 9.1 · 启动它
+#
+# 在后台运行，只监听 127.0.0.1（其他机器无法访问），使用一个空闲端口。辅助函数在 `/health` 有响应后才返回；服务器无法启动时，会直接说明原因。它以本 notebook 中模型所用的精度提供服务，这样在 9.4 中两者才能精确比较。
+
+# %%
+from course_lib.serving import start_server
+
+server = start_server(
+    MERGED_DIR,  # a merged model folder
+    device=str(merged_model.device),  # "cuda:0" on a GPU, "cpu" here
+    dtype=merged_model.dtype,  # the precision of merged_model, for an exact comparison in 9.4
+    port=SERVE_PORT,  # None: a free port
+)
+print(server)
+
+# %% [markdown] en_hash="478ecc1cc0"
+# ### 9.2 · 用 `openai` 客户端提问
+#
+# `base_url` 让官方客户端指向本地服务器（它不检查密钥）；`model` 必须是服务器所提供的模型名。`temperature=0` 表示贪心解码：transformers serve 会因此设置 `do_sample=False`，它的日志会警告 temperature 的值本身被忽略了，而这正是我们想要的。`stop=[END_OF_TURN]` 让回答在 ERNIE 的轮次结束处停止，即使 `generation_config.json` 只列了 `</s>`。
+
+# %%
+import time
+
+from openai import OpenAI
+
+from course_lib.ernie import END_OF_TURN
+
+client = OpenAI(base_url=server.base_url, api_key="not-needed")
+question = heldout[1]["question"]
+start = time.perf_counter()
+response = client.chat.completions.create(
+    model=server.model,
+    messages=[{"role": "user", "content": question}],
+    temperature=0,  # greedy: the same answer every time
+    max_tokens=MAX_NEW_TOKENS,
+    stop=[END_OF_TURN],  # ERNIE's end of turn, whatever generation_config.json lists
+)
+served = response.choices[0].message.content
+print(f"{time.perf_counter() - start:.2f} s, {response.usage.completion_tokens} tokens, "
+      f"finish_reason={response.choices[0].finish_reason}\n{served}")
+
+# %% [markdown] en_hash="c88c6b9b0a"
+# ### 9.3 · 流式输出
+#
+# 使用 `stream=True` 时，回答一边生成一边分块到达：第一块远早于完整回答到达，这正是聊天窗口需要的。把这些块拼起来就是同样的文本。
+
+# %%
+start, first, pieces = time.perf_counter(), None, []
+stream = client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": question}],
+                                        temperature=0, max_tokens=MAX_NEW_TOKENS, stop=[END_OF_TURN], stream=True)
+for chunk in stream:
+    piece = chunk.choices[0].delta.content if chunk.choices else None
+    if piece:
+        first = first or time.perf_counter() - start
+        pieces.append(piece)
+        print(piece, end="", flush=True)
+print(f"\n\nfirst piece after {first:.2f} s, all of it after {time.perf_counter() - start:.2f} s; "
+      f"the same text as 9.2: {''.join(pieces) == served}")
+
+# %% [markdown] en_hash="7f643e7f7c"
+# ### 9.4 · 与 `generate` 相同的回答
+#
+# 服务器运行的是同一个模型、用的是同样的方式吗？贪心解码是确定性的，所以对同一个问题、同样的长度上限和同样的精度，服务器写出的内容必须与本 notebook 中 `reply`（第 8.2 节）写出的完全相同。
+
+# %%
+local = reply([{"role": "user", "content": question}])
+print("in-process generate == server:", local == served)
+assert local == served, f"the server answered differently:\n server: {served!r}\n generate: {local!r}"
+
+# %% [markdown] en_hash="a3c67cebef"
+# ### 9.5 · 当它启动不了时
+#
+# 学习者常犯的两个错误，会立刻被拒绝并说明原因：把适配器文件夹而不是合并后的模型拿去发布，以及使用一个已被另一个服务器占用的端口（这里就是我们自己的服务器占用的）。
+
+# %%
+from course_lib.serving import ServerError
+
+for folder, port in [(ADAPTER_DIR, None), (MERGED_DIR, server.port)]:
+    try:
+        start_server(folder, port=port)
+    except ServerError as error:
+        print(f"refused: {error}\n")
+
+# %% [markdown] en_hash="e1888c0be2"
+# ### 9.6 · 停止它
+#
+# 服务器在停止之前会在内存中保留一份模型。`stop` 向它发送 SIGTERM（退出状态 -15 表示它因这个信号而结束），如果它迟迟不退出就发送 SIGKILL。即使你忘了停止它，本 notebook 的内核退出时它也会被停止。
+
+# %%
+print("exit code:", server.stop(), "| still running:", server.running())
+
+# %% [markdown] en_hash="29a2459ed4"
+# ### 9.7 · 在 GPU 上：vLLM
+#
+# 要同时服务很多用户时，vLLM 用同样的 API 发布同一个文件夹，速度快得多（连续批处理、分页注意力），并且支持 `Ernie4_5ForCausalLM`。这里只展示，不运行：它是只支持 CUDA 的软件包，会带来自己的 PyTorch，所以请在一个全新的运行时中安装它，不要和 Unsloth 装在一起。在 T4 上：
+#
+# ```bash
+# pip install vllm
+# vllm serve /content/ernie-course/merged-16bit \
+#     --dtype half \
+#     --max-model-len 2048 \
+#     --gpu-memory-utilization 0.85 \
+#     --served-model-name ernie-math \
+#     --host 127.0.0.1 --port 8000
+# ```
+#
+# 使用 `--dtype half`，是因为 T4（计算能力 7.5）不支持模型配置所要求的 bf16；使用 `--max-model-len 2048`，是因为 vLLM 会按最长上下文预留 KV 缓存的显存，而 ERNIE-4.5 的 131,072 个 token 放不进 T4 的 15 GB；`--gpu-memory-utilization` 是它可以占用的显存比例。9.2 中的客户端代码无需修改，只要用 `base_url="http://127.0.0.1:8000/v1"` 和 `model="ernie-math"` 即可。
+
+# %% [markdown] en_hash="c12935ce3a"
+# ## 10 · 其他格式：GGUF 和 Hub
+#
+# ### 10.1 · GGUF，用于 llama.cpp 和 Ollama
+#
+# GGUF 是 llama.cpp 的单文件格式，为 CPU 和笔记本电脑做了量化（`q4_k_m` 是大小与质量之间常用的平衡点；`q8_0` 几乎无损；`f16` 不做量化）。Unsloth 先合并，再用 llama.cpp 自带的转换器（它支持 ERNIE-4.5）进行转换：
 #
 # ```python
 # model.save_pretrained_gguf(
@@ -275,8 +448,11 @@ assert not base_passed, "the tolerance is too loose to tell the base model from 
 # ```
 #
 # 这里只展示，不运行：第一次调用会用 `apt-get` 安装系统软件包，并从 GitHub 获取 llama.cpp，在找不到合适的预编译二进制文件时还要现场编译（需要几分钟，而且会改动机器环境）。千万不要在测试或 CI 中运行它。在你自己的机器上，准备一个只有一行 `FROM ./gguf/<file>.gguf` 的 `Modelfile`，运行 `ollama create my-ernie -f Modelfile`，就可以用 Ollama 提供这个模型了。
+
+# %% [markdown] en_hash="3e8517e4ea"
+# ### 10.2 · Hugging Face Hub
 #
-# **Hugging Face Hub。** 把合并后的模型（或者用 `save_method="lora"` 只推送适配器）推送到你自己的仓库。token 需要*写*（write）权限。不要把它写进单元格（单元格的文本和输出都会保存在 notebook 里）：把它放进 Colab 的密钥（Secrets）面板（钥匙图标，名称为 `HF_TOKEN`，并开启 notebook 访问权限），或者放进环境变量 `HF_TOKEN`。`hf_token` 会先在这两处查找，找不到时再用不回显的提示让你输入；它从不打印 token，它的 repr 只显示 token 从哪里来。这里设置了 token 吗？
+# 把合并后的模型、单独的适配器，或者两者都推送到你自己的仓库。token 需要*写*（write）权限。不要把它写进单元格（单元格的文本和输出都会保存在 notebook 里）：把它放进 Colab 的密钥（Secrets）面板（钥匙图标，名称为 `HF_TOKEN`，并开启 notebook 访问权限），或者放进环境变量 `HF_TOKEN`。`hf_token` 会先在这两处查找，找不到时再用不回显的提示让你输入；它从不打印 token，它的 repr 只显示 token 从哪里来。这里设置了 token 吗？
 
 # %%
 from course_lib.secrets import hf_token
@@ -284,20 +460,26 @@ from course_lib.secrets import hf_token
 token = hf_token(ask=False)  # None if no token is set; nothing in this notebook needs one
 print(repr(token) if token else "no Hugging Face token set: only needed to push to the Hub")
 
-# %% [markdown] en_hash="bf5b0f8c55"
-# 要推送的话，在一个新单元格里运行下面的代码（这里不运行：它需要 token 和网络）：
+# %% [markdown] en_hash="2e6dc8db80"
+# 要推送的话，在一个新单元格里运行下面的代码（这里不运行：它需要 token 和网络）。`model` 仍然是基座 + 适配器（第 4 节），所以同一个对象两种都能推送：
 #
 # ```python
 # token = hf_token(required=True)  # Colab secret, else $HF_TOKEN, else a hidden prompt; a clear error if none
 # model.push_to_hub_merged(
-#     "your-name/ernie-4.5-0.3b-math",  # the repository, created if it does not exist
+#     "your-name/ernie-4.5-0.3b-math",  # the merged model; the repository is created if it does not exist
 #     tokenizer,
-#     save_method="merged_16bit",  # or "lora" for the adapter alone
+#     save_method="merged_16bit",  # W + B A · alpha / r, as MERGED_DIR holds it
+#     token=token,
+# )
+# model.push_to_hub_merged(
+#     "your-name/ernie-4.5-0.3b-math-lora",  # the adapter alone: a few MB
+#     tokenizer,
+#     save_method="lora",  # lora_A and lora_B plus adapter_config.json, as ADAPTER_DIR holds them
 #     token=token,
 # )
 # ```
 #
-# 之后，任何人都可以用 `AutoModelForCausalLM.from_pretrained("your-name/ernie-4.5-0.3b-math")` 加载它，就像第 6 节从文件夹加载那样。
+# 之后，任何人都可以用 `AutoModelForCausalLM.from_pretrained("your-name/ernie-4.5-0.3b-math")` 加载合并后的模型，就像第 6 节从文件夹加载那样，也可以用 `transformers serve your-name/ernie-4.5-0.3b-math` 发布它。适配器用 `FastLanguageModel.from_pretrained("your-name/ernie-4.5-0.3b-math-lora")` 加载，就像第 4 节那样，它会自动获取它所写明的基座模型。
 
 # %% [markdown] en_hash="ae6465f9ff"
 # ## 小结
@@ -309,14 +491,16 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
                          (MERGED_DIR, "anyone with transformers; the starting point for GGUF, vLLM, the Hub")]:
     print(f"{str(folder):<45} {human_size(folder_size(folder)):>9}  {audience}")
 
-# %% [markdown] en_hash="e0610e4369"
+# %% [markdown] en_hash="2e81b92312"
 # - 适配器只是 `lora_A` 和 `lora_B`，外加一个写明基座模型的配置：很小，但离开那个基座就毫无用处。
 # - `FastLanguageModel.from_pretrained(adapter_folder)` 先加载基座，再把适配器放在上面。
 # - `save_pretrained_merged(..., save_method="merged_16bit")` 把 `W + B A · alpha / r` 写成一个独立的 16-bit 模型，普通的 `transformers` 就能加载。
 # - 发布之前先证明合并是正确的：合并后模型的 logits 必须在 16 位数字的舍入误差范围内与"基座 + 适配器"的一致（fp32 和 fp16 下为最大 logit 的 3%，bf16 下为 8%；97% 的位置 top-1 token 相同），而光秃秃的基座必须不通过。
+# - 用模型自己的格式对话：对话模板加上 `add_generation_prompt=True`，`eos_token_id` 同时列出 `</s>` 和 `<|end_of_sentence|>`，这样回答会随轮次一起结束。
+# - `transformers serve` 把一个合并后的文件夹发布成兼容 OpenAI 的 API；`openai` 客户端用 `temperature=0` 调用它得到贪心回答，在同样的精度下与 `generate` 的回答完全相同。vLLM 在 GPU 上发布同一个文件夹（T4 上用 `--dtype half`）。
 # - GGUF（llama.cpp、Ollama）和 Hub 都从合并后的模型出发；不要把 token 写进单元格。
 #
-# 这就是整个课程：你加载了 ERNIE-4.5，添加了 LoRA，整理了数据，完成了训练，并发布了一个模型。
+# 这就是整个课程：你加载了 ERNIE-4.5，添加了 LoRA，整理了数据，完成了训练，合并、保存并发布了一个模型。
 #
 # ## 练习
 #
@@ -324,6 +508,8 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 # 2. 在第 6 节中用 `dtype="bfloat16"` 加载合并后的模型，然后重新运行第 7 节。差值大了多少？证明还能通过吗？
 # 3. 故意破坏合并：把合并后模型的一个权重乘以 1.01（`merged_model.model.layers[0].mlp.down_proj.weight.data *= 1.01`），然后重新运行第 7 节的比较。一个矩阵改变 1%，能通过容差吗？重新加载模型，再试试 1.1。
 # 4. 用合并后的模型再回答五个留出问题（在第 6 节中修改 `heldout[0]`）。有几个最终答案是对的？
+# 5. 用 `reply`（第 8.2 节）进行两轮对话：先问一个问题，再带着第一个回答的历史追问一句。打印对话模板把整段对话变成了什么：每一轮从哪里开始、在哪里结束？
+# 6. 用采样代替贪心：对第 9 节的问题调用三次 `merged_model.generate`，参数为 `do_sample=True, temperature=0.8`。几个回答不同吗？为什么 9.4 中服务器需要 `temperature=0`？
 
 # %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
@@ -382,3 +568,27 @@ for question, reference, prediction, right in zip(five.questions, five.reference
     print(f"[{'right' if right else 'wrong'}] {question[:60]}...\n   reference: {reference.splitlines()[-1]}   "
           f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
 print("merged model on held-out questions 2-6:", five.summary())
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 5: a two-turn conversation { display-mode: "form" }
+conversation = [{"role": "user", "content": heldout[2]["question"]}]
+conversation.append({"role": "assistant", "content": reply(conversation)})
+conversation.append({"role": "user", "content": "Explain the last step again, in one sentence."})
+conversation.append({"role": "assistant", "content": reply(conversation)})
+# Each user turn opens with "User: ", each assistant turn with "Assistant: " and ends with <|end_of_sentence|>.
+print(merged_tokenizer.apply_chat_template(conversation, tokenize=False))
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 6: sampled answers { display-mode: "form" }
+inputs = merged_tokenizer.apply_chat_template([{"role": "user", "content": heldout[1]["question"]}],
+                                              add_generation_prompt=True, return_dict=True,
+                                              return_tensors="pt").to(merged_model.device)
+torch.manual_seed(0)
+samples = [merged_tokenizer.decode(merged_model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=True,
+                                                         temperature=0.8, eos_token_id=stops)[0, inputs["input_ids"].shape[1]:],
+                                   skip_special_tokens=True) for _ in range(3)]
+for i, sample in enumerate(samples, 1):
+    print(f"sample {i}: {sample[:150]}")
+print("all three the same:", len(set(samples)) == 1)
+# Sampling draws each token at random from the model's probabilities: two runs, or two programs, rarely agree.
+# Only greedy decoding (temperature 0) gives one answer that both sides of 9.4 must reproduce exactly.
