@@ -672,8 +672,9 @@ for question, reference, prediction, right in zip(five.questions, five.reference
           f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
 print("merged model on held-out questions 2-6:", five.summary())
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 5: a two-turn conversation { display-mode: "form" }
+# %%solution
 conversation = [{"role": "user", "content": heldout[2]["question"]}]
 conversation.append({"role": "assistant", "content": reply(conversation)})
 conversation.append({"role": "user", "content": "Explain the last step again, in one sentence."})
@@ -681,8 +682,9 @@ conversation.append({"role": "assistant", "content": reply(conversation)})
 # Each user turn opens with "User: ", each assistant turn with "Assistant: " and ends with <|end_of_sentence|>.
 print(merged_tokenizer.apply_chat_template(conversation, tokenize=False))
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 6: sampled answers { display-mode: "form" }
+# %%solution
 inputs = merged_tokenizer.apply_chat_template([{"role": "user", "content": heldout[1]["question"]}],
                                               add_generation_prompt=True, return_dict=True,
                                               return_tensors="pt").to(merged_model.device)
