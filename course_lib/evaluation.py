@@ -40,8 +40,9 @@ def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int
     import torch
     from tqdm.auto import tqdm
 
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                             add_generation_prompt=True) for q in questions]
+    from course_lib.chat_format import generation_prompt
+
+    prompts = [generation_prompt(tokenizer, [{"role": "user", "content": q}]) for q in questions]
     # A decoder-only model continues from the last token, so pad on the left; restore the trainer's side after.
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device

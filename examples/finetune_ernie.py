@@ -47,6 +47,18 @@ TRAINING_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- 'Assistant: ' -}}{%- endif -%}"
 )
+# ERNIE-4.5's official chat template (transformers' convert_ernie4_5_tokenizer.py), what a saved model carries:
+# llama.cpp, Ollama and servers render conversations with it, and refuse the {% generation %} tags.
+OFFICIAL_CHAT_TEMPLATE = (
+    '{%- if not add_generation_prompt is defined -%}\n    {%- set add_generation_prompt = true -%}\n{%- endif -%}\n'
+    '{%- if not cls_token is defined -%}\n    {%- set cls_token = "<|begin_of_sentence|>" -%}\n{%- endif -%}\n'
+    '{%- if not sep_token is defined -%}\n    {%- set sep_token = "<|end_of_sentence|>" -%}\n{%- endif -%}\n'
+    '{{- cls_token -}}\n{%- for message in messages -%}\n    {%- if message["role"] == "user" -%}\n'
+    '        {{- "User: " + message["content"] + "\\n" -}}\n    {%- elif message["role"] == "assistant" -%}\n'
+    '        {{- "Assistant: " + message["content"] + sep_token -}}\n    {%- elif message["role"] == "system" -%}\n'
+    '        {{- message["content"] + "\\n" -}}\n    {%- endif -%}\n{%- endfor -%}\n'
+    '{%- if add_generation_prompt -%}\n    {{- "Assistant: " -}}\n{%- endif -%}'
+)
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 END_OF_TURN = "<|end_of_sentence|>"  # ERNIE closes every assistant turn with it
 
@@ -153,12 +165,21 @@ def main(argv=None):
     print(f"trained {args.max_steps} steps in {time.perf_counter() - start:.0f} s; "
           f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 
-    model.save_pretrained(args.output / "lora-adapter")
-    tokenizer.save_pretrained(args.output / "lora-adapter")
-    print(f"adapter: {args.output / 'lora-adapter'}")
+    # What the saved model carries. ERNIE's published generation_config stops only at </s>, but every trained
+    # answer ends with <|end_of_sentence|>: stop at both, or generate() runs on. And the official template.
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)]
+    tokenizer.chat_template = OFFICIAL_CHAT_TEMPLATE
+    adapter = args.output / "lora-adapter"
+    model.save_pretrained(adapter)
+    model.generation_config.save_pretrained(adapter)  # PEFT saves only the adapter's weights and config
+    tokenizer.save_pretrained(adapter)
+    tokenizer.save_vocabulary(adapter)  # tokenizer.model: transformers 5 writes only tokenizer.json; GGUF needs it
+    print(f"adapter: {adapter}")
     if not args.no_merge:
-        model.save_pretrained_merged(str(args.output / "merged-16bit"), tokenizer, save_method="merged_16bit")
-        print(f"merged model: {args.output / 'merged-16bit'}")
+        merged = args.output / "merged-16bit"
+        model.save_pretrained_merged(str(merged), tokenizer, save_method="merged_16bit")
+        tokenizer.save_vocabulary(merged)
+        print(f"merged model: {merged}")
     if args.serve:
         serve_and_ask(args.output / "merged-16bit", args.question, args.max_new_tokens)
     return losses

@@ -184,8 +184,9 @@ print(course_text)
 
 # %% [markdown]
 # The tokenizer turns that string into ids. Rendering and tokenizing in one call, as TRL does, adds no
-# other special tokens. (The tiny slice's byte-level tokenizer shows a space as `Ġ`, a newline as `Ċ`, and
-# `×` as `ÃĹ`, its two bytes.)
+# other special tokens. (ERNIE's tokenizer, and the tiny slice's built the same way, is SentencePiece: a space
+# is the `▁` at the start of the word after it, and a character it never learned is spelled as its bytes,
+# such as `<0xE4>`.)
 
 # %%
 input_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
@@ -226,14 +227,38 @@ print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids
 
 # %% [markdown]
 # Decode only the trained labels: they must be exactly the answer plus the end marker, nothing of the
-# question and nothing of `Assistant: `.
+# question and nothing of `Assistant:`. The space after the colon comes along: ERNIE's tokenizer joins a
+# space to the word after it, so the answer's first token is `▁` plus its first word.
 
 # %%
 from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
-print("exactly the answer + end marker:", trained_text == example["answer"] + END_OF_TURN)
+print("exactly the answer + end marker:", trained_text.removeprefix(" ") == example["answer"] + END_OF_TURN)
+
+# %% [markdown]
+# ### Where the answer starts: training and asking must agree
+#
+# That joined space matters when the model is asked. TRL tokenizes the whole conversation, so the model learns
+# to write `▁First` (or `▁If`...) after the colon. The template's generation prompt ends in `Assistant: `,
+# space included, which tokenizes alone as `▁`: asked that way, the model continues from a token it never
+# learned to continue, and starts its answer off its training (the stand-in skips its first words). The course
+# asks with `generation_prompt`: the same text without the last space, so the model writes `▁First` itself.
+# Compare the last tokens, and whether each prompt is exactly the start of what was trained:
+
+# %%
+from course_lib.chat_format import generation_prompt
+
+question = example["messages"][:1]
+trained_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
+before = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)  # "...Assistant: "
+after = generation_prompt(tokenizer, question)  # "...Assistant:"
+for name, prompt in [("template's prompt", before), ("generation_prompt", after)]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    print(f"{name:>17} ends {tokenizer.convert_ids_to_tokens(ids[-2:])}, the start of the trained tokens: "
+          f"{ids == trained_ids[:len(ids)]}")
+print(f"{'trained':>17} ... {tokenizer.convert_ids_to_tokens(trained_ids[len(ids) - 2:len(ids) + 1])} ...")
 
 # %% [markdown]
 # ## 8 · How long are the examples?
@@ -266,7 +291,7 @@ print(f"{n_cut} of {len(lengths):,} examples exceed MAX_LENGTH = {MAX_LENGTH} an
 
 # %%
 n_exact = sum(
-    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep])
+    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep]).removeprefix(" ")
     == row["answer"] + END_OF_TURN
     for encoded, row in zip(encoded_train, train_dataset)
 )
@@ -444,7 +469,7 @@ for row in own_rows:
     trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
     print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
-          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+          f"end marker: {trained.removeprefix(' ') == row['answer'] + END_OF_TURN}\n")
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }

@@ -557,14 +557,24 @@ print(side_by_side(before, after, n=3))
 # for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB.
 # The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`.
 # A save that dies halfway must not leave a folder that looks like an adapter: `atomic_folder` writes into a
-# temporary folder beside it, which becomes `ADAPTER_DIR` only once both saves have finished.
+# temporary folder beside it, which becomes `ADAPTER_DIR` only once every save has finished.
+#
+# First `use_saving_format` fixes what the saved copy carries. ERNIE's published generation config stops only
+# at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat template
+# becomes ERNIE's official one (same text; `{% generation %}` is for TRL only, and llama.cpp and servers refuse
+# it). `save_vocabulary` keeps `tokenizer.model`, which transformers 5 no longer writes and GGUF conversion needs.
 
 # %%
+from course_lib.chat_format import use_saving_format
 from course_lib.saving import atomic_folder
 
-with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+print(use_saving_format(model, tokenizer))
+needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
+with atomic_folder(ADAPTER_DIR, required=needed) as staging:
     model.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)
+    tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 

@@ -186,15 +186,21 @@ print(check_free_disk(MERGED_DIR, int(1.1 * needed)))  # 10% more for the tokeni
 
 # %% [markdown]
 # Then save into a temporary folder beside `MERGED_DIR` that becomes `MERGED_DIR` only when the save has
-# finished; a failure leaves an older `MERGED_DIR` as it was.
+# finished; a failure leaves an older `MERGED_DIR` as it was. As in notebook 4, `use_saving_format` first makes
+# the saved model stop at `<|end_of_sentence|>` and carry ERNIE's official chat template, and `save_vocabulary`
+# keeps `tokenizer.model` (the GGUF section at the end converts this folder, and needs it).
 
 # %%
-with atomic_folder(MERGED_DIR, required=["config.json"]) as staging:
+from course_lib.chat_format import use_saving_format
+
+print(use_saving_format(model, tokenizer))
+with atomic_folder(MERGED_DIR, required=["config.json", "tokenizer.model"]) as staging:
     model.save_pretrained_merged(
         str(staging),  # renamed to MERGED_DIR once the save succeeds
         tokenizer,  # saved beside the weights, so the folder is a complete model
         save_method="merged_16bit",  # or "lora" (adapter only), "merged_4bit_forced" (4-bit, GPU only)
     )
+    tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 
 # %% [markdown]
 # A full model this time: `model.safetensors` holds every weight. Check the dtype it was stored in (read
@@ -512,23 +518,86 @@ print("exit code:", server.stop(), "| still running:", server.running())
 #
 # ### 10.1 · GGUF, for llama.cpp and Ollama
 #
-# GGUF is llama.cpp's single-file format, quantized for CPUs and
-# laptops (`q4_k_m` is a common size-quality balance; `q8_0` is nearly lossless; `f16` is not quantized).
-# Unsloth merges, then converts with llama.cpp's own converter, which knows ERNIE-4.5:
+# GGUF is llama.cpp's one-file format, which Ollama and LM Studio also run, on CPUs and laptops. The course
+# converts with llama.cpp's own `convert_hf_to_gguf.py`, which knows ERNIE-4.5, from a pinned source:
+# llama-cpp-python's source package on PyPI (hash-checked) ships it with its `gguf` library, and converting
+# needs only Python. (Unsloth's `save_pretrained_gguf` installs system packages and clones llama.cpp from GitHub
+# when it runs, so the course does not call it.) The first call downloads the package, 77 MB.
+
+# %%
+from course_lib.export import fetch_converter
+
+converter = fetch_converter()
+print(f"llama.cpp's converter: {converter / 'convert_hf_to_gguf.py'}")
+
+# %% [markdown]
+# Convert the merged folder twice: `f16` keeps every weight in 16 bits; `q8_0` stores blocks of 32 weights as
+# 8-bit integers with one scale each, about half the size and nearly lossless. (`q4_k_m`, the usual size for a
+# laptop, needs llama.cpp's compiled `llama-quantize`.) `convert_to_gguf` runs the converter, then llama.cpp's
+# `gguf_new_metadata.py` marks `<|end_of_sentence|>` as the end of a turn, so llama.cpp stops there by itself
+# (its docstring says what else it fixes in a folder that transformers 5 saved).
+
+# %%
+from course_lib.export import convert_to_gguf
+
+GGUF_DIR = WORK_DIR / "gguf"
+for outtype in ("f16", "q8_0"):
+    converted = convert_to_gguf(MERGED_DIR, GGUF_DIR / f"ernie-{outtype}.gguf", outtype)
+    print(f"{converted['path'].name}: {human_size(converted['bytes'])}, converted in {converted['seconds']:.0f} s")
+print(f"merged model: {human_size(folder_size(MERGED_DIR))} in {MERGED_DIR}")
+
+# %% [markdown]
+# Did the converter write our weights? Read each file back with the converter's own `gguf` library and compare
+# every tensor with the merged model's safetensors: in `f16` each weight must equal the saved weight rounded to
+# 16 bits; in `q8_0` it may move by half its block's step plus the rounding of the block's scale, at most 0.44%
+# of the block's largest weight. The norms stay in float32 and must be equal.
+
+# %%
+from course_lib.export import compare_tensors
+
+for outtype in ("f16", "q8_0"):
+    rows = compare_tensors(GGUF_DIR / f"ernie-{outtype}.gguf", MERGED_DIR)
+    worst = max(rows, key=lambda row: row["max_abs_diff"])
+    print(f"{outtype}: {len(rows)} tensors ({', '.join(sorted({row['type'] for row in rows}))}), largest difference "
+          f"{worst['max_abs_diff']:.1e} in {worst['name']} (allowed {worst['bound']:.1e})")
+    assert all(row["ok"] for row in rows), [row for row in rows if not row["ok"]]
+
+# %% [markdown]
+# Ollama reads a `Modelfile`: the GGUF to load, the chat template in Go's template language (ERNIE's official
+# format, the same text as the saved tokenizer's template), a stop at each of ERNIE's end markers, and the
+# sampling defaults of the model's `generation_config.json`.
+
+# %%
+from course_lib.export import write_modelfile
+
+modelfile = write_modelfile(GGUF_DIR / "ernie-q8_0.gguf", MERGED_DIR)
+print(modelfile.read_text())
+
+# %% [markdown]
+# On your own machine, with [Ollama](https://ollama.com) installed, in the folder with the GGUF and the
+# `Modelfile` (shown, not run: there is no Ollama here):
 #
-# ```python
-# model.save_pretrained_gguf(
-#     str(WORK_DIR / "gguf"),  # the .gguf file(s) are written here
-#     tokenizer,
-#     quantization_method="q4_k_m",  # or "q8_0", "f16", or a list of several
-# )
+# ```bash
+# ollama create ernie-math -f Modelfile
+# ollama run ernie-math "A book costs $12 and a pen $3. What do both cost together?"
 # ```
 #
-# It is shown here, not run: the first call installs system packages with `apt-get` and fetches llama.cpp
-# from GitHub, building it where no prebuilt binary fits (minutes, and it changes the machine). Never run
-# it in tests or CI. On your own
-# machine, `ollama create my-ernie -f Modelfile` with a `Modelfile` of one line, `FROM ./gguf/<file>.gguf`,
-# then serves it.
+# Or llama.cpp itself, through its Python bindings (`pip install llama-cpp-python` compiles llama.cpp: about
+# 20 minutes on 2 cores), asked with the course's prompt, greedy:
+#
+# ```python
+# from llama_cpp import Llama
+# from course_lib.chat_format import generation_prompt
+#
+# llm = Llama(model_path=str(GGUF_DIR / "ernie-q8_0.gguf"), n_ctx=2048)
+# prompt = generation_prompt(tokenizer, [{"role": "user", "content": "What is 12 x 3?"}])
+# print(llm.create_completion(prompt, max_tokens=256, temperature=0)["choices"][0]["text"])
+# ```
+#
+# `make llama-cpp-check` runs exactly this on the stand-in, from both files: llama.cpp's greedy answers equal
+# transformers' word for word, and stop by themselves (`bench/llama-cpp-check.log`). A chat front-end (Ollama,
+# `llama-server`, `create_chat_completion`) renders the official template, which ends in `Assistant: `; the same
+# log shows what that lone space does to a model fine-tuned as in notebook 4.
 
 # %% [markdown]
 # ### 10.2 · The Hugging Face Hub

@@ -158,8 +158,8 @@ print("same text as the original template:", course_text == original_text)
 # %%
 print(course_text)
 
-# %% [markdown] en_hash="362121a0e9"
-# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（小切片的字节级（byte-level）分词器把空格显示为 `Ġ`，把换行显示为 `Ċ`，把 `×` 显示为 `ÃĹ`，也就是它的两个字节。）
+# %% [markdown] en_hash="118019638b"
+# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（ERNIE 的分词器，以及按同样方式构建的小切片的分词器，都是 SentencePiece：空格是它后面那个词开头的 `▁`，没学过的字符则拆成它的字节，例如 `<0xE4>`。）
 
 # %%
 input_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
@@ -196,15 +196,33 @@ n_trained = sum(mask)
 print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids):.0%}), "
       f"{len(input_ids) - n_trained} masked")
 
-# %% [markdown] en_hash="4c36157cf5"
-# 只解码参与训练的 labels：它们必须恰好是答案加上结束标记，既不含问题的任何部分，也不含 `Assistant: `。
+# %% [markdown] en_hash="419d3ab6d8"
+# 只解码参与训练的 labels：它们必须恰好是答案加上结束标记，既不含问题的任何部分，也不含 `Assistant:`。冒号后面的空格会跟着进来：ERNIE 的分词器把空格并入它后面的词，所以答案的第一个 token 是 `▁` 加上答案的第一个词。
 
 # %%
 from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
-print("exactly the answer + end marker:", trained_text == example["answer"] + END_OF_TURN)
+print("exactly the answer + end marker:", trained_text.removeprefix(" ") == example["answer"] + END_OF_TURN)
+
+# %% [markdown] en_hash="1de3b426e6"
+# ### 答案从哪里开始：训练时和提问时必须一致
+#
+# 这个并进来的空格在提问时很关键。TRL 对整段对话分词，所以模型学到的是在冒号后面写出 `▁First`（或 `▁If` 等）。模板的生成提示以 `Assistant: ` 结尾，带着空格，而这个空格单独分词就是 `▁`：这样提问，模型要从一个它从没学过如何接续的 token 往下写，答案的开头就偏离了训练（小切片会跳过答案开头的几个词）。课程用 `generation_prompt` 提问：文本相同，只去掉最后那个空格，让模型自己写出 `▁First`。比较两种提示的最后几个 token，以及每个提示是否恰好是训练 token 的开头：
+
+# %%
+from course_lib.chat_format import generation_prompt
+
+question = example["messages"][:1]
+trained_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
+before = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)  # "...Assistant: "
+after = generation_prompt(tokenizer, question)  # "...Assistant:"
+for name, prompt in [("template's prompt", before), ("generation_prompt", after)]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    print(f"{name:>17} ends {tokenizer.convert_ids_to_tokens(ids[-2:])}, the start of the trained tokens: "
+          f"{ids == trained_ids[:len(ids)]}")
+print(f"{'trained':>17} ... {tokenizer.convert_ids_to_tokens(trained_ids[len(ids) - 2:len(ids) + 1])} ...")
 
 # %% [markdown] en_hash="4c2258676d"
 # ## 8 · 样本有多长？
@@ -235,7 +253,7 @@ print(f"{n_cut} of {len(lengths):,} examples exceed MAX_LENGTH = {MAX_LENGTH} an
 
 # %%
 n_exact = sum(
-    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep])
+    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep]).removeprefix(" ")
     == row["answer"] + END_OF_TURN
     for encoded, row in zip(encoded_train, train_dataset)
 )
@@ -384,7 +402,7 @@ for row in own_rows:
     trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
     print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
-          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+          f"end marker: {trained.removeprefix(' ') == row['answer'] + END_OF_TURN}\n")
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
