@@ -87,6 +87,7 @@ WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNI
 SEED = 3407  # same seed, same adapter initialisation and data order
 SAVE_STEPS = 20  # updates between checkpoints
 N_EVAL = 50  # held-out questions scored before and after training
+N_EVAL_LOSS = 32  # other held-out conversations whose loss the trainer measures during training
 MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
 RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
 
@@ -167,10 +168,20 @@ from course_lib.checks import check_chat_template
 
 print(check_chat_template(tokenizer))
 
-# %% [markdown] en_hash="727ffbc8fa"
+# %% [markdown] en_hash="831d4221c5"
 # ## 6 · 训练之前：给基座模型打分
 #
-# 要知道训练改变了什么，先得测量。`evaluate` 用对话格式提出前 `N_EVAL` 个留出问题，用贪心解码生成回答（可以复现），当一个回答的最终数字等于参考答案的最终数字时，就算它答对。把结果留着：第 15 节会再问一遍同样的问题。
+# 要知道训练改变了什么，先得测量，而且要在模型没有训练过的问题上测量。一个留出问题如果重复了某个训练问题（一字不差，或者换了说法但数字相同），测到的就是记忆而不是能力，所以先把这些问题去掉。（"相近"指数字相同，并且至少 20% 的词三元组相同：`course_lib/data.py` 说明了为什么是 20%，以及哪些换了说法的问题是按词比较看不出来的。）
+
+# %%
+from course_lib.data import drop_training_repeats
+
+heldout, dropped = drop_training_repeats(heldout, train)
+print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
+      f"{len(heldout)} held-out questions left")
+
+# %% [markdown] en_hash="68d438606b"
+# `evaluate` 用对话格式提出其中的前 `N_EVAL` 个问题，用贪心解码生成回答（可以复现），并分开测量两件事：回答是否在训练教它停下的地方*停下*，即在 `MAX_NEW_TOKENS` 以内以 `<|end_of_sentence|>` 结束（摘要也会数出以 `</s>` 这个文本结束符结束的回答，以及用完了 token 的回答）；以及它的*最终数字*是否等于参考答案的。参考答案里没有一个明确最终数字的行（"3 cm 乘 4 cm"、"剩下 3/4"）无法打分：这些行会被跳过，并计数。每个比率都附带 95% 区间：50 个问题时，50% 左右的比率有 ±7 个百分点的不确定性（一个标准误），95% 区间是 ±14 个百分点。把结果留着：第 15 节会再问一遍同样的问题。
 
 # %%
 from course_lib.evaluation import evaluate
@@ -179,11 +190,11 @@ FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
-# %% [markdown] en_hash="7b9a0985da"
-# 基座模型写出了什么？它从没学过在 `Assistant: ` 之后作答：真实的 ERNIE-4.5-0.3B-PT 往往会胡言乱语，或者停不下来。
+# %% [markdown] en_hash="93e57d7aa4"
+# 训练之前，模型写出了什么？读一个回答：它有没有分步骤解题，有没有以一个数字结尾，有没有停下来？
 
 # %%
-print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
 
 # %% [markdown] en_hash="ed1fa3816a"
 # ## 7 · 添加 LoRA 适配器
@@ -272,6 +283,10 @@ training_args = SFTConfig(
     logging_steps=1,  # log the loss every step (5 or 10 on long runs)
     save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
     save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    eval_strategy="steps",  # also measure the loss on held-out conversations while training
+    eval_steps=0.2,  # below 1, a fraction of max_steps: every 20% of the run, 5 evaluations
+    eval_on_start=True,  # and one before the first update: the held-out loss of the untrained model
+    per_device_eval_batch_size=BATCH_SIZE,  # evaluation keeps no gradients: this batch fits where training's does
     max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
     packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
     assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
@@ -282,7 +297,10 @@ training_args = SFTConfig(
     report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
 )
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
-trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+# The last N_EVAL_LOSS held-out conversations: the questions section 6 scores come first, so these are others.
+eval_dataset = heldout.select(range(len(heldout) - N_EVAL_LOSS, len(heldout))).select_columns(["messages"])
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     args=training_args)
 
 # %% [markdown] en_hash="efbe93a1fc"
 # Unsloth 会对照当前机器检查这些设置。在 CPU 上，它会改写那里无法运行的设置（8-bit 优化器需要 GPU，所以换成 `adamw_torch_fused`），并在上方打印一行说明。在 GPU 上，`adamw_8bit` 会按要求运行。下面是 trainer 实际会用的设置：
@@ -392,10 +410,24 @@ import pandas as pd
 log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
 print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
 
+# %% [markdown] en_hash="bdc298fadb"
+# trainer 还在 `N_EVAL_LOSS` 段留出对话上测量了 loss：第一次更新之前测一次，之后每跑完 20% 测一次。下表把每一次的留出 loss 和自上一次评估以来各步训练 loss 的平均值放在一起（单独一步的 loss 只基于一个 8 条样本的 batch，噪声太大，不宜单独比较）：
+
+# %%
+from course_lib.plots import loss_table
+
+print(pd.DataFrame(loss_table(trainer.state.log_history)).to_string(index=False, na_rep="-",
+                                                                      float_format="{:.3f}".format))
+evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+print(f"{len(evaluations)} evaluations took {sum(row['eval_runtime'] for row in evaluations):.1f} s in all")
+
 # %%
 from course_lib.plots import plot_loss
 
 figure = plot_loss(trainer.state.log_history)
+
+# %% [markdown] en_hash="af0a4ecdae"
+# **两条曲线为什么不同。** 留出 loss 每次都在同一批对话上测量，而且是在该步更新之后。训练 loss 是在某一步的 batch 上、在该步更新之前测量的，而"自上一次评估以来的平均值"是对一个一直在进步的模型取平均：在下降的曲线上，留出 loss 略低于它并不说明有什么问题。在第一个 epoch 之内（第 8 节打印了这次训练跑了多远），每个训练 batch 对模型来说也是新的，所以两者测的都是模型还没有从中学习过的文本；如果差距朝另一个方向拉开，训练 loss 降到留出 loss 之下，而且差距越来越大，那就是模型在死记训练数据。这时应该少训练几步，或者用更多数据。
 
 # %% [markdown] en_hash="edebbbeb60"
 # 如何读 loss 曲线：
@@ -450,8 +482,17 @@ FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
-# %% [markdown] en_hash="36333e3841"
-# 不要只看分数，也要看回答：在真实模型上，回答现在会遵循训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且会停下来。离线的小替身模型太小，60 步学不到多少东西：预计在它上面变化不大。
+# %% [markdown] en_hash="38866a9fc0"
+# 变化超出偶然了吗？两个区间重叠与否说明不了问题，因为两个比率来自同一批问题：要逐题比较。只有发生了变化的问题才携带信息（只在训练后答对，或者只在训练前答对）；如果训练什么也没改变，其中每一个都会像抛一枚公平的硬币那样随机偏向一边。精确 McNemar 检验数出这些问题，给出偶然得到至少这么不均衡的划分的概率。
+
+# %%
+from course_lib.evaluation import paired_test
+
+print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
+print(paired_test(before.correct, after.correct).summary("final number right"))
+
+# %% [markdown] en_hash="e06f90d35b"
+# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。替身模型在预训练时还养成了用 `</s>` 结束文本的习惯：上面的结束方式统计显示 60 步训练有没有改掉它。
 
 # %%
 from course_lib.evaluation import side_by_side
@@ -525,7 +566,8 @@ def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes)
                                              lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
                                              use_rslora=USE_RSLORA)
-    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no",
+                               eval_strategy="no", eval_on_start=False, **changes)
     run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
                      callbacks=[StopAfter(steps)])
     run.train()
