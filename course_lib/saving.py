@@ -275,10 +275,13 @@ class WeightCheck:
         return (name, *self.adapted[name])
 
     def summary(self) -> str:
-        name, error, ratio = self.worst
-        lines = [f"{len(self.adapted)} merged matrices against W + s·B·A rounded to {self.dtypes}: largest |error| "
-                 f"{error:.3g}; largest error / rounding bound {ratio:.3f} (needs <= 1), in {name}",
-                 f"{self.untouched_equal} other tensors bit-equal to the base's after the same cast"]
+        if self.adapted:
+            name, error, ratio = self.worst
+            lines = [f"{len(self.adapted)} merged matrices against W + s·B·A rounded to {self.dtypes}: largest "
+                     f"|error| {error:.3g}; largest error / rounding bound {ratio:.3f} (needs <= 1), in {name}"]
+        else:
+            lines = ["no merged matrix matched an adapted one: nothing of the adapter was checked"]
+        lines.append(f"{self.untouched_equal} other tensors bit-equal to the base's after the same cast")
         lines += [f"  problem: {problem}" for problem in self.problems[:10]]
         if len(self.problems) > 10:
             lines.append(f"  ... and {len(self.problems) - 10} more problems")
@@ -298,11 +301,12 @@ def check_merged_weights(merged: dict, adapter_dir, base_dir) -> WeightCheck:
     config_file = Path(base_dir) / "config.json"
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
     merged = dict(merged)
-    if config.get("tie_word_embeddings"):  # lm_head is the embedding matrix, which a file may store by either name
-        for tensors in (base, merged):
-            if "model.embed_tokens.weight" not in tensors and "lm_head.weight" in tensors:
-                tensors["model.embed_tokens.weight"] = tensors.pop("lm_head.weight")
     adapted, problems, equal, dtypes = {}, [], 0, {}
+    if config.get("tie_word_embeddings"):  # lm_head is the embedding matrix: a file stores it by one name or both
+        for which, tensors in (("base", base), ("merged", merged)):
+            head = tensors.pop("lm_head.weight", None)
+            if head is not None and not torch.equal(tensors.setdefault("model.embed_tokens.weight", head), head):
+                problems.append(f"the {which} model ties lm_head to the embeddings, yet stores two different matrices")
     problems += [f"{name} is in the base model but not in the merged model" for name in sorted(base.keys() - merged.keys())]
     problems += [f"{name} is in the merged model but not in the base model" for name in sorted(merged.keys() - base.keys())]
     problems += [f"the adapter changes {name}, which the base model does not have" for name in sorted(deltas.keys() - base.keys())]
@@ -318,6 +322,10 @@ def check_merged_weights(merged: dict, adapter_dir, base_dir) -> WeightCheck:
             exact = weight.float() + scaling * (b @ a)
             # fp32 rounding of the recomputation: a dot product of r terms, a product and a sum
             slack = (a.shape[0] + 2) * 2.0 ** -24 * (weight.float().abs() + abs(scaling) * (b.abs() @ a.abs()))
+            if weight.dtype != stored.dtype and torch.finfo(weight.dtype).eps >= torch.finfo(stored.dtype).eps:
+                # A merge may start from W as loaded in the stored dtype (a T4 loads bf16 weights as fp16): exact
+                # for normal numbers, since that dtype has more significant bits, and half a subnormal step below.
+                slack = slack + torch.finfo(stored.dtype).smallest_normal * torch.finfo(stored.dtype).eps / 2
             error = (stored.float() - exact).abs()
             ratio = (error / rounding_bound(exact, stored.dtype, slack)).max().item()
             adapted[name] = (error.max().item(), ratio)
