@@ -100,6 +100,7 @@ WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNI
 SEED = 3407  # same seed, same adapter initialisation and data order
 SAVE_STEPS = 20  # updates between checkpoints
 N_EVAL = 50  # held-out questions scored before and after training
+N_EVAL_LOSS = 32  # other held-out conversations whose loss the trainer measures during training
 MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
 RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
 
@@ -182,9 +183,26 @@ print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 # %% [markdown]
 # ## 6 · Before training: score the model
 #
-# To know what training changed, measure first. `evaluate` asks the first `N_EVAL` held-out questions in the
-# chat format, generates greedily (repeatable), and counts an answer right when its final number equals the
-# reference's. Keep the result: section 15 asks the same questions again.
+# To know what training changed, measure first, on questions the model has not trained on. A held-out
+# question that repeats a training question, word for word or reworded with the same numbers, would measure
+# memory instead, so drop those first. (Near means the same numbers and at least 20% of the word triples in
+# common: `course_lib/data.py` says why 20%, and which rewordings a word count cannot see.)
+
+# %%
+from course_lib.data import drop_training_repeats
+
+heldout, dropped = drop_training_repeats(heldout, train)
+print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
+      f"{len(heldout)} held-out questions left")
+
+# %% [markdown]
+# `evaluate` asks the first `N_EVAL` of them in the chat format, generates greedily (repeatable), and
+# measures two things apart: did the answer *stop* where training teaches it to, at `<|end_of_sentence|>`
+# within `MAX_NEW_TOKENS` (the summary also counts the answers that ended at `</s>`, the end of text, or ran
+# out of tokens); and is its *final number* the reference's. A reference without one clear final
+# number ("3 cm by 4 cm", "3/4 of it") cannot be scored: such rows are skipped, and counted. Each rate
+# comes with its 95% interval: 50 questions leave a rate of 50% uncertain by ±7 points (one standard
+# error), ±14 at 95%. Keep the result: section 15 asks the same questions again.
 
 # %%
 from course_lib.evaluation import evaluate
@@ -198,7 +216,7 @@ print("before training:", before.summary())
 # changes is the content and the shape: the data set's worked steps, ending `The answer is N.` (With
 # `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`, the base model, which its card says "only supports text
 # completion", starts further away, and the before/after difference is larger.) Offline, the stand-in
-# imitates the chat model.
+# imitates the chat model. Read one answer: does it work in steps, end on a number, stop?
 
 # %%
 print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
@@ -305,6 +323,10 @@ training_args = SFTConfig(
     logging_steps=1,  # log the loss every step (5 or 10 on long runs)
     save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
     save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    eval_strategy="steps",  # also measure the loss on held-out conversations while training
+    eval_steps=0.2,  # below 1, a fraction of max_steps: every 20% of the run, 5 evaluations
+    eval_on_start=True,  # and one before the first update: the held-out loss of the untrained model
+    per_device_eval_batch_size=BATCH_SIZE,  # evaluation keeps no gradients: this batch fits where training's does
     max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
     packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
     assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
@@ -315,7 +337,10 @@ training_args = SFTConfig(
     report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
 )
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
-trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+# The last N_EVAL_LOSS held-out conversations: the questions section 6 scores come first, so these are others.
+eval_dataset = heldout.select(range(len(heldout) - N_EVAL_LOSS, len(heldout))).select_columns(["messages"])
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     args=training_args)
 
 # %% [markdown]
 # **Unsloth may change these settings.** Its CPU backend rewrites what the processor cannot run, and says so
@@ -472,10 +497,32 @@ import pandas as pd
 log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
 print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
 
+# %% [markdown]
+# The trainer also measured the loss on the `N_EVAL_LOSS` held-out conversations, once before the first update
+# and every 20% of the run. Each of those next to the mean training loss of the steps since the evaluation
+# before (one step's loss rests on one batch of 8, too noisy to compare alone):
+
+# %%
+from course_lib.plots import loss_table
+
+print(pd.DataFrame(loss_table(trainer.state.log_history)).to_string(index=False, na_rep="-",
+                                                                      float_format="{:.3f}".format))
+evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+print(f"{len(evaluations)} evaluations took {sum(row['eval_runtime'] for row in evaluations):.1f} s in all")
+
 # %%
 from course_lib.plots import plot_loss
 
 figure = plot_loss(trainer.state.log_history)
+
+# %% [markdown]
+# **Why the two curves differ.** The held-out loss is measured on the same conversations every time, after
+# that step's update. A training loss is measured on one step's batch, before its update, and the mean since
+# the last evaluation averages over a model that was improving meanwhile: on a falling curve the held-out loss
+# can sit a little below it with nothing wrong. Within the first epoch (section 8 printed how far this run
+# goes) every training batch is new to the model too, so both measure text it has not learned from; a gap
+# that opens the other way, the training loss falling below the held-out loss and the distance growing, is the
+# model memorising its training rows. Then train fewer steps, or on more data.
 
 # %% [markdown]
 # How to read a loss curve:
@@ -541,9 +588,22 @@ after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
 # %% [markdown]
-# Look at the answers, not only the score: did they take the training data's shape (worked steps, then
-# `The answer is N.`), and stop? The tiny offline stand-in is too small to learn much in 60 steps: expect
-# little change in its score there.
+# Is a change more than chance? Two intervals that overlap do not say, because both rates come from the same
+# questions: compare question by question. Only the questions that changed carry information (right only
+# after, or right only before); if training changed nothing, each of them would go either way like a fair
+# coin. The exact McNemar test counts them and gives the probability of a split at least that uneven by chance.
+
+# %%
+from course_lib.evaluation import paired_test
+
+print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
+print(paired_test(before.correct, after.correct).summary("final number right"))
+
+# %% [markdown]
+# Look at the answers, not only the rates: do they now follow the training data's shape, worked steps and
+# then the final number, and stop? A model too small for arithmetic (the offline stand-in) can learn the
+# shape and still get the numbers wrong, which is why the two rates are kept apart. The stand-in was also
+# pre-trained to end its text with `</s>`: the endings above show whether 60 steps replaced that habit.
 
 # %%
 from course_lib.evaluation import side_by_side
@@ -651,7 +711,8 @@ def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes)
                                              lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
                                              use_rslora=USE_RSLORA)
-    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no",
+                               eval_strategy="no", eval_on_start=False, **changes)
     run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
                      callbacks=[StopAfter(steps)])
     run.train()

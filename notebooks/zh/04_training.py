@@ -89,6 +89,7 @@ WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNI
 SEED = 3407  # same seed, same adapter initialisation and data order
 SAVE_STEPS = 20  # updates between checkpoints
 N_EVAL = 50  # held-out questions scored before and after training
+N_EVAL_LOSS = 32  # other held-out conversations whose loss the trainer measures during training
 MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
 RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
 
@@ -163,10 +164,20 @@ from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
-# %% [markdown] en_hash="f44f18278f"
+# %% [markdown] en_hash="e64fd27136"
 # ## 6 · 训练之前：给模型打分
 #
-# 要知道训练改变了什么，先得测量。`evaluate` 用对话格式提出前 `N_EVAL` 个留出问题，用贪心解码生成回答（可以复现），当一个回答的最终数字等于参考答案的最终数字时，就算它答对。把结果留着：第 15 节会再问一遍同样的问题。
+# 要知道训练改变了什么，先得测量，而且要在模型没有训练过的问题上测量。一个留出问题如果重复了某个训练问题（一字不差，或者换了说法但数字相同），测到的就是记忆而不是能力，所以先把这些问题去掉。（"相近"指数字相同，并且至少 20% 的词三元组相同：`course_lib/data.py` 说明了为什么是 20%，以及哪些换了说法的问题是按词比较看不出来的。）
+
+# %%
+from course_lib.data import drop_training_repeats
+
+heldout, dropped = drop_training_repeats(heldout, train)
+print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
+      f"{len(heldout)} held-out questions left")
+
+# %% [markdown] en_hash="68d438606b"
+# `evaluate` 用对话格式提出其中的前 `N_EVAL` 个问题，用贪心解码生成回答（可以复现），并分开测量两件事：回答是否在训练教它停下的地方*停下*，即在 `MAX_NEW_TOKENS` 以内以 `<|end_of_sentence|>` 结束（摘要也会数出以 `</s>` 这个文本结束符结束的回答，以及用完了 token 的回答）；以及它的*最终数字*是否等于参考答案的。参考答案里没有一个明确最终数字的行（"3 cm 乘 4 cm"、"剩下 3/4"）无法打分：这些行会被跳过，并计数。每个比率都附带 95% 区间：50 个问题时，50% 左右的比率有 ±7 个百分点的不确定性（一个标准误），95% 区间是 ±14 个百分点。把结果留着：第 15 节会再问一遍同样的问题。
 
 # %%
 from course_lib.evaluation import evaluate
@@ -175,8 +186,8 @@ FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
-# %% [markdown] en_hash="87e7706c8c"
-# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，替身模型模仿的是对话模型。
+# %% [markdown] en_hash="df35926dee"
+# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，替身模型模仿的是对话模型。读一个回答：它有没有分步骤解题，有没有以一个数字结尾，有没有停下来？
 
 # %%
 print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
@@ -266,6 +277,10 @@ training_args = SFTConfig(
     logging_steps=1,  # log the loss every step (5 or 10 on long runs)
     save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
     save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    eval_strategy="steps",  # also measure the loss on held-out conversations while training
+    eval_steps=0.2,  # below 1, a fraction of max_steps: every 20% of the run, 5 evaluations
+    eval_on_start=True,  # and one before the first update: the held-out loss of the untrained model
+    per_device_eval_batch_size=BATCH_SIZE,  # evaluation keeps no gradients: this batch fits where training's does
     max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
     packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
     assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
@@ -276,7 +291,10 @@ training_args = SFTConfig(
     report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
 )
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
-trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+# The last N_EVAL_LOSS held-out conversations: the questions section 6 scores come first, so these are others.
+eval_dataset = heldout.select(range(len(heldout) - N_EVAL_LOSS, len(heldout))).select_columns(["messages"])
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     args=training_args)
 
 # %% [markdown] en_hash="5c0a89cdd8"
 # **Unsloth 可能会改动这些设置。** 它的 CPU 后端会改写处理器无法运行的设置，并在上方打印说明：8-bit 优化器需要 GPU（换成 `adamw_torch_fused`），打包需要 FlashAttention（被关掉），在没有 bf16 指令的处理器上 `bf16=True` 会变成 `False`。在 GPU 上，它们按要求运行。对比一下你要求的设置和 trainer 实际会用的设置：
@@ -409,10 +427,24 @@ import pandas as pd
 log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
 print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
 
+# %% [markdown] en_hash="bdc298fadb"
+# trainer 还在 `N_EVAL_LOSS` 段留出对话上测量了 loss：第一次更新之前测一次，之后每跑完 20% 测一次。下表把每一次的留出 loss 和自上一次评估以来各步训练 loss 的平均值放在一起（单独一步的 loss 只基于一个 8 条样本的 batch，噪声太大，不宜单独比较）：
+
+# %%
+from course_lib.plots import loss_table
+
+print(pd.DataFrame(loss_table(trainer.state.log_history)).to_string(index=False, na_rep="-",
+                                                                      float_format="{:.3f}".format))
+evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+print(f"{len(evaluations)} evaluations took {sum(row['eval_runtime'] for row in evaluations):.1f} s in all")
+
 # %%
 from course_lib.plots import plot_loss
 
 figure = plot_loss(trainer.state.log_history)
+
+# %% [markdown] en_hash="af0a4ecdae"
+# **两条曲线为什么不同。** 留出 loss 每次都在同一批对话上测量，而且是在该步更新之后。训练 loss 是在某一步的 batch 上、在该步更新之前测量的，而"自上一次评估以来的平均值"是对一个一直在进步的模型取平均：在下降的曲线上，留出 loss 略低于它并不说明有什么问题。在第一个 epoch 之内（第 8 节打印了这次训练跑了多远），每个训练 batch 对模型来说也是新的，所以两者测的都是模型还没有从中学习过的文本；如果差距朝另一个方向拉开，训练 loss 降到留出 loss 之下，而且差距越来越大，那就是模型在死记训练数据。这时应该少训练几步，或者用更多数据。
 
 # %% [markdown] en_hash="490393c116"
 # 如何读 loss 曲线：
@@ -467,8 +499,17 @@ FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
-# %% [markdown] en_hash="4c0b1c215f"
-# 不要只看分数，也要看回答：它们是否采用了训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且停了下来？离线的小替身模型太小，60 步学不到多少东西：预计它的分数变化不大。
+# %% [markdown] en_hash="38866a9fc0"
+# 变化超出偶然了吗？两个区间重叠与否说明不了问题，因为两个比率来自同一批问题：要逐题比较。只有发生了变化的问题才携带信息（只在训练后答对，或者只在训练前答对）；如果训练什么也没改变，其中每一个都会像抛一枚公平的硬币那样随机偏向一边。精确 McNemar 检验数出这些问题，给出偶然得到至少这么不均衡的划分的概率。
+
+# %%
+from course_lib.evaluation import paired_test
+
+print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
+print(paired_test(before.correct, after.correct).summary("final number right"))
+
+# %% [markdown] en_hash="e06f90d35b"
+# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。替身模型在预训练时还养成了用 `</s>` 结束文本的习惯：上面的结束方式统计显示 60 步训练有没有改掉它。
 
 # %%
 from course_lib.evaluation import side_by_side
@@ -558,7 +599,8 @@ def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes)
                                              lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
                                              use_rslora=USE_RSLORA)
-    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no",
+                               eval_strategy="no", eval_on_start=False, **changes)
     run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
                      callbacks=[StopAfter(steps)])
     run.train()

@@ -233,10 +233,27 @@ answer = merged_tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_
 print(f"question:  {row['question']}\nreference: {row['answer']}\nmerged:    {answer}")
 print("final answer right:", answers_match(answer, row["answer"]))
 
-# %% [markdown] en_hash="c6bb105733"
+# %% [markdown] en_hash="21e582ef85"
 # ## 7 · 证明合并是正确的
 #
-# 一个回答证明不了什么。直接比较两个模型：让适配器模型（基座 + LoRA，未合并）和合并后的模型处理同样的留出对话，比较它们在每个位置上的 logits，也就是每一个可能的下一个 token 的分数。采用右侧填充；填充的位置不参与比较。
+# 一个回答证明不了什么。在合并发生的地方检查它，也就是在权重里：对每个加了适配器的矩阵，用 fp32 从适配器的文件（`B`、`A`，以及 `adapter_config.json` 里的 `s`）和基座模型的文件重新计算 `W + s · B A`，再和 `save_pretrained_merged` 写下的内容比较。两者之间只允许有舍入到存储 dtype 造成的差别。没有任何适配器碰过的张量（各个 norm、embedding，ERNIE 的输出层与之共享）必须和基座的一模一样：转换成同样的 dtype 之后逐位相同。
+
+# %%
+from course_lib.saving import base_weights_folder, check_merged_weights, lora_scaling, read_safetensors
+
+scaling = lora_scaling(adapter_config)  # alpha / r, or alpha / sqrt(r) with use_rslora
+base_dir = base_weights_folder(adapter_config["base_model_name_or_path"])  # the files the adapter was trained on
+merged_tensors = read_safetensors(MERGED_DIR)
+weight_check = check_merged_weights(merged_tensors, ADAPTER_DIR, base_dir)
+print(f"s = {adapter_config['lora_alpha']} / {adapter_config['r']}{'^0.5' if adapter_config.get('use_rslora') else ''}"
+      f" = {scaling:g}\n{weight_check.summary()}")
+print("weights:", "PASS" if weight_check.passed else "FAIL")
+assert weight_check.passed, "the merged weights are not W + s·B·A rounded to their dtype: do not ship them"
+
+# %% [markdown] en_hash="e2512bc920"
+# **误差界。** 就近舍入最多让一个数移动其最后一位单位的一半。fp16 保留 11 个有效二进制位，所以存下来的 `w` 与精确值之差不超过 2^-11·|w|（0.05%）；bf16 保留 8 位，即 2^-8·|w|（0.4%）。在正规数范围以下（fp16 中 |w| < 2^-14，bf16 中 2^-126），间距是固定的，移动最多为最小步长的一半：fp16 中为 2^-25，bf16 中为 2^-134。重新计算与合并自己的 fp32 运算可能相差几次 fp32 舍入（约为所涉及数值大小的 (r + 2)·2^-24），误差界把这一项也加上了。比值不超过 1，就说明每一个值都恰好是 `W + s · B A` 的舍入结果。
+#
+# 学习者能看到的合并结果是 logits，也就是每一个可能的下一个 token 的分数。让适配器模型（基座 + LoRA，未合并）和合并后的模型处理同样的留出对话，在每个位置上比较它们。采用右侧填充；填充的位置不参与比较。
 
 # %%
 from course_lib.data import to_messages
@@ -254,10 +271,10 @@ result = compare_logits(model, merged_model, batch["input_ids"], batch["attentio
 for key, value in result.items():
     print(f"{key:>15}: {value:,.4g}")
 
-# %% [markdown] en_hash="cd99121163"
-# 两者不可能完全一致，原因有两个。第一，合并后的权重 `W + B A · alpha / r` 在保存时被舍入到 16 位：bf16 保留 8 个有效二进制位（约 3 位十进制有效数字），fp16 保留 11 个。在课程的 CPU 上实测（bf16 存储，两个模型都用 fp32 计算），仅这一项就让 logits 的最大差值达到最大 |logit| 的 0.8-1.3%，并在 0.1-0.5% 的位置上改变了 top-1 token——这些位置上原本就有两个 token 几乎打平。第二，在 GPU 上两个模型都用 16 位计算，各自以自己的方式舍入（适配器模型分别乘以 `W` 和 `B A`）。在 H200 上用切片实测：fp16 下这又增加了 0.2%；bf16 下它占了主导，达到 1.8%（合并后的模型在 bf16 下与它自己在 fp32 下相比）。
+# %% [markdown] en_hash="f2ff7147b0"
+# logits 不可能完全一致，原因有两个。第一，合并后的权重在保存时被舍入到 16 位：上面的权重检查测出了舍入有多大，第 5 节打印了 dtype。这个舍入经过每一层传递下去，就是 CPU 上全部的差别，因为在 CPU 上两个模型都用 fp32 计算。第二，在 GPU 上两个模型还都用 16 位计算，各自以自己的方式舍入（适配器模型分别乘以 `W` 和 `B A`）。在 H200 上用切片实测：fp16 下这又增加了最大 |logit| 的 0.2%；bf16 下它占了主导，达到 1.8%（合并后的模型在 bf16 下与它自己在 fp32 下相比）。
 #
-# 因此容差随精度而定：**fp32 和 fp16 下为最大 |logit| 的 3%，bf16 下为 8%**，是 2 层切片上所见差值的两到五倍，为真实模型的 18 层留出余量；外加 **97% 的 top-1 一致率**。一个丢失了适配器的合并，这两项都会远远达不到（见下一个单元格）。两个模型必须用相同的精度计算：在 CPU 上，让合并后的模型用 bf16 运行、与 fp32 的适配器模型比较，差值是 1.4%。
+# 因此容差随精度而定：**fp32 和 fp16 下为最大 |logit| 的 3%，bf16 下为 8%**，为真实模型的 18 层（切片只有 2 层）留出余量；外加 **97% 的 top-1 一致率**：在两个 token 几乎打平的位置上，一次舍入就可能让它们交换。两个模型必须用相同的精度计算（练习 2 测量混用精度的代价）。下一个单元格打印合并离容差还有多远。
 
 # %%
 from course_lib.saving import check_agreement
@@ -267,8 +284,8 @@ passed, why = check_agreement(result, tolerance, MIN_TOP1_AGREEMENT)
 print(f"{precision.name}:", "PASS:" if passed else "FAIL:", why)
 assert passed, "the merged model does not compute what base + adapter computed: do not ship it"
 
-# %% [markdown] en_hash="1d39cdb39f"
-# 这个测试严格到能发现错误的合并吗？关掉适配器（`disable_adapter`）：这时模型就只剩下光秃秃的基座，也就是一次丢失了适配器的合并会保存下来的东西。它必须 FAIL。（这个测试能发现出错的合并，比如丢失了适配器、`alpha / r` 算错，或者用错了基座模型；而和舍入本身一样小的改变会通过：练习 3 会找出这个界限在哪里。）
+# %% [markdown] en_hash="449debe653"
+# 这个 logits 测试严格到能发现错误的合并吗？关掉适配器（`disable_adapter`）：这时模型就只剩下光秃秃的基座，也就是一次丢失了适配器的合并会保存下来的东西。它必须 FAIL；其他出错的合并（`alpha / r` 算错、用错了基座模型）它也能发现。
 
 # %%
 with model.disable_adapter():
@@ -276,6 +293,29 @@ with model.disable_adapter():
 base_passed, why = check_agreement(base_result, tolerance, MIN_TOP1_AGREEMENT)
 print("base model vs merged model:", "PASS:" if base_passed else "FAIL:", why)
 assert not base_passed, "the tolerance is too loose to tell the base model from the fine-tuned one"
+
+# %% [markdown] en_hash="ff75f0e381"
+# 不过，和舍入本身一样小的改变能通过 logits 测试。埋一个这样的错误：把合并后的一个矩阵乘以 1 + 4·2^-p（fp16 中 p = 11，bf16 中 p = 8），即四倍的舍入误差界；在张量的一份副本里改，为了 logits，也在已加载的合并模型里改。权重检查必须对它 FAIL；再看看 logits 测试怎么说。
+
+# %%
+import torch
+
+nudged_name = "model.layers.0.mlp.down_proj.weight"
+stored = merged_tensors[nudged_name]
+nudged = (stored.float() * (1 + 4 * torch.finfo(stored.dtype).eps / 2)).to(stored.dtype)  # eps / 2 = 2^-p
+nudged_check = check_merged_weights({**merged_tensors, nudged_name: nudged}, ADAPTER_DIR, base_dir)
+print("weights:", "PASS" if nudged_check.passed else "FAIL", f"(worst {nudged_check.worst[2]:.2f} x the bound)")
+assert not nudged_check.passed, "the weight check missed a matrix changed by 4 rounding bounds"
+
+# %%
+weight = merged_model.get_parameter(nudged_name)
+original = weight.detach().clone()
+with torch.no_grad():
+    weight.copy_(nudged)  # the planted fault, in the model the logits come from
+    nudged_passed, why = check_agreement(compare_logits(model, merged_model, batch["input_ids"], batch["attention_mask"]),
+                                         tolerance, MIN_TOP1_AGREEMENT)
+    weight.copy_(original)  # and out again: the later cells use the real merge
+print("logits with the nudged matrix:", "PASS:" if nudged_passed else "FAIL:", why)
 
 # %% [markdown] en_hash="0ade11dbb8"
 # ## 8 · 和它对话
@@ -546,11 +586,11 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
                          (MERGED_DIR, "anyone with transformers; the starting point for GGUF, vLLM, the Hub")]:
     print(f"{str(folder):<45} {human_size(folder_size(folder)):>9}  {audience}")
 
-# %% [markdown] en_hash="2e81b92312"
+# %% [markdown] en_hash="0086cc6ed6"
 # - 适配器只是 `lora_A` 和 `lora_B`，外加一个写明基座模型的配置：很小，但离开那个基座就毫无用处。
 # - `FastLanguageModel.from_pretrained(adapter_folder)` 先加载基座，再把适配器放在上面。
 # - `save_pretrained_merged(..., save_method="merged_16bit")` 把 `W + B A · alpha / r` 写成一个独立的 16-bit 模型，普通的 `transformers` 就能加载。
-# - 发布之前先证明合并是正确的：合并后模型的 logits 必须在 16 位数字的舍入误差范围内与"基座 + 适配器"的一致（fp32 和 fp16 下为最大 logit 的 3%，bf16 下为 8%；97% 的位置 top-1 token 相同），而光秃秃的基座必须不通过。
+# - 发布之前先证明合并是正确的，而且在合并发生的地方证明：每个合并后的矩阵必须是 `W + s · B A` 只舍入一次到存储 dtype 的结果（fp16 中误差不超过 2^-11·|w|，bf16 中不超过 2^-8·|w|），其他每个张量都与基座的逐位相同。这样 logits 的差别就在最大 logit 的 3%（bf16 下 8%）以内，97% 的位置 top-1 token 相同，而光秃秃的基座通不过；一个舍入大小的错误能通过 logits 测试，只有权重检查能发现它。
 # - 用模型自己的格式对话：对话模板加上 `add_generation_prompt=True`，`eos_token_id` 同时列出 `</s>` 和 `<|end_of_sentence|>`，这样回答会随轮次一起结束。
 # - `transformers serve` 把一个合并后的文件夹发布成兼容 OpenAI 的 API；`openai` 客户端用 `temperature=0` 调用它得到贪心回答，在同样的精度下与 `generate` 的回答完全相同。vLLM 在 GPU 上发布同一个文件夹（T4 上用 `--dtype half`）。
 # - GGUF（llama.cpp、Ollama）和 Hub 都从合并后的模型出发；不要把 token 写进单元格。
