@@ -28,7 +28,7 @@ class PackingCheck:
     """Per example, in row order: max |logit(in the packed row) - logit(alone)|."""
 
     lengths: tuple[int, ...]
-    restarted: tuple[float, ...]  # positions restart at 0 per example, as TRL packs
+    restarted: tuple[float, ...]  # the row as the collator built it: TRL's padding-free one restarts the positions
     continuous: tuple[float, ...]  # positions 0..N-1 and no boundaries: the first example has nothing to leak from
     logit_scale: float  # max |logit| of the examples alone, to read the differences against
     attn_implementation: str
@@ -89,7 +89,8 @@ def check_packing(model, examples, tokenizer=None, collator=None, use_cache: boo
     total = batch["input_ids"].shape[1]
     one_sequence = {"input_ids": batch["input_ids"], "position_ids": torch.arange(total).unsqueeze(0)}
     continuous = _differences(_logits(model, one_sequence, use_cache), alone)
-    found = find_packed_sequence_indices(batch["position_ids"])
+    # A collator that is not padding-free (Unsloth's CPU backend turns packing off) sends a mask, no positions.
+    found = find_packed_sequence_indices(batch["position_ids"]) if "position_ids" in batch else None
     return PackingCheck(
         lengths=tuple(len(ids) for ids in token_ids), restarted=restarted, continuous=continuous,
         logit_scale=max(logits.abs().max().item() for logits in alone),
