@@ -139,7 +139,8 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 
 def attention_counters(backend: str) -> dict:
-    """Unsloth's own count of packed attention calls: "fast" ran its varlen kernel, "fallback" plain sdpa."""
+    """Unsloth's own count of packed attention calls: "fast" (eager) and "compiled" (inside its compiled
+    blocks) ran its varlen kernel over the examples' boundaries, "fallback" the wrapped sdpa."""
     if backend != "unsloth":
         return {}
     try:
