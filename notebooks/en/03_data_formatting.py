@@ -360,6 +360,34 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 # these word problems): 7,241 real tokens/s padded, 47,362 packed, 0.16 s a step both ways.
 
 # %% [markdown]
+# **Do the examples in a packed row really stay apart?** Measure it instead of taking it on trust.
+# `check_packing` builds one packed row as TRL's padding-free collator does (token ids end to end, positions
+# restarting at 0 at each example, no attention mask), runs the model on it, and runs each example alone:
+# kept apart, every example gets the same logits both ways, up to rounding. Then it runs the same row with
+# positions 0..N-1 straight through, as a collator that lost the boundaries would send it. TRL's warning
+# names only FlashAttention, but transformers 5 reads the boundaries from the restarting positions in its
+# own sdpa and eager attention too, as long as no attention mask and no cache are passed (TRL passes
+# neither). The check runs in fp32, on this notebook's model (loaded here for it, on the GPU if there is one).
+
+# %%
+import torch
+from transformers import AutoModelForCausalLM
+
+from course_lib.packing import check_packing
+
+checked_model = AutoModelForCausalLM.from_pretrained(model_choice.name_or_path, dtype=torch.float32)
+checked_model = checked_model.to("cuda" if card else "cpu").eval()
+check = check_packing(checked_model, [encoded["input_ids"] for encoded in encoded_train[:3]])
+print(f"{check.attn_implementation} attention; examples found in the row's positions: {check.sequences_seen}")
+print(f"positions restart at 0: max |logit difference| {max(check.restarted):.1e} -> kept apart: {check.kept_apart()}")
+print(f"positions 0..N-1:       max |logit difference| {max(check.continuous):.1e} (largest logit {check.logit_scale:.1f})")
+del checked_model
+
+# %% [markdown]
+# Look for a first difference that is rounding (under 1e-4 of the largest logit) and a second about as large
+# as the logits themselves: that second one is what each example would absorb from its neighbours.
+
+# %% [markdown]
 # ## 10 · Your own data: check it before it trains
 #
 # Your own file will not be this tidy. This one is in the Alpaca shape (`instruction`, `input`, `output`) and has

@@ -307,6 +307,27 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # 少算一些位置只是收益中较小的那部分。8 个短样本组成的 batch 工作量太小，不足以让 GPU 忙起来，所以无论一步装的是 8 个样本还是 8 个满行，耗时都差不多。这就是课程在 GPU 上默认打包的原因。在 H200 上的实测结果（`bench/RESULTS.md`：0.3B 的模型形状，Unsloth，bf16，batch 8，这些应用题）：填充时每秒 7,241 个真实 token，打包时每秒 47,362 个，两种方式每步都是 0.16 s。
 
+# %% [markdown] en_hash="dbef89b3a6"
+# **打包行里的样本真的互不干扰吗？** 与其相信这一点，不如测一测。
+# `check_packing` 按 TRL 无填充 collator 的方式拼出一个打包行（各样本的 token id 首尾相接，位置在每个样本开头重新从 0 开始，没有 attention mask），让模型跑一遍这一行，再让每个样本单独跑一遍：如果样本彼此隔开，每个样本两种方式得到的 logits 相同，只差舍入误差。然后它把同一行的位置改成从 0 到 N-1 一路连续，相当于一个丢掉了样本边界的 collator 送来的数据。TRL 的警告里只提到 FlashAttention，但 transformers 5 自带的 sdpa 和 eager 注意力也会从重新开始的位置里读出边界，前提是不传 attention mask、也不用缓存（TRL 两者都不传）。检查在 fp32 下、用本 notebook 的模型进行（为此在这里加载，有 GPU 就放在 GPU 上）。
+
+# %%
+import torch
+from transformers import AutoModelForCausalLM
+
+from course_lib.packing import check_packing
+
+checked_model = AutoModelForCausalLM.from_pretrained(model_choice.name_or_path, dtype=torch.float32)
+checked_model = checked_model.to("cuda" if card else "cpu").eval()
+check = check_packing(checked_model, [encoded["input_ids"] for encoded in encoded_train[:3]])
+print(f"{check.attn_implementation} attention; examples found in the row's positions: {check.sequences_seen}")
+print(f"positions restart at 0: max |logit difference| {max(check.restarted):.1e} -> kept apart: {check.kept_apart()}")
+print(f"positions 0..N-1:       max |logit difference| {max(check.continuous):.1e} (largest logit {check.logit_scale:.1f})")
+del checked_model
+
+# %% [markdown] en_hash="f15eba0399"
+# 要看的是：第一个差值只是舍入误差（小于最大 logit 的 1e-4），第二个差值和 logits 本身差不多大：第二个就是每个样本会从相邻样本那里吸收进来的东西。
+
 # %% [markdown] en_hash="3672209c3b"
 # ## 10 · 你自己的数据：训练之前先检查
 #
