@@ -196,6 +196,22 @@ print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of t
       f"{len(heldout)} held-out questions left")
 
 # %% [markdown]
+# First one question, with the calls written out: this is what `evaluate` does for each. The prompt is the
+# question in ERNIE's chat format, ending at `Assistant:` (notebook 3 showed why without the last space);
+# greedy decoding (`do_sample=False`) makes the answer repeatable; it stops at either of ERNIE's end markers.
+
+# %%
+from course_lib.chat_format import generation_prompt
+from course_lib.evaluation import stop_token_ids
+
+FastLanguageModel.for_inference(model)
+prompt = generation_prompt(tokenizer, [{"role": "user", "content": heldout[0]["question"]}])
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                        eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+# %% [markdown]
 # `evaluate` asks the first `N_EVAL` of them in the chat format, generates greedily (repeatable), and
 # measures two things apart: did the answer *stop* where training teaches it to, at `<|end_of_sentence|>`
 # within `MAX_NEW_TOKENS` (the summary also counts the answers that ended at `</s>`, the end of text, or ran
@@ -207,7 +223,6 @@ print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of t
 # %%
 from course_lib.evaluation import evaluate
 
-FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
@@ -615,9 +630,17 @@ print(side_by_side(before, after, n=3))
 #
 # `save_pretrained` on a LoRA model writes only the adapters and their configuration, not the base model:
 # for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB.
-# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`.
-# A save that dies halfway must not leave a folder that looks like an adapter: `atomic_folder` writes into a
-# temporary folder beside it, which becomes `ADAPTER_DIR` only once every save has finished.
+# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`. Most
+# tutorials write just this:
+#
+# ```python
+# model.save_pretrained(ADAPTER_DIR)  # adapter_model.safetensors + adapter_config.json
+# tokenizer.save_pretrained(ADAPTER_DIR)  # the tokenizer and its chat template
+# ```
+#
+# The cell below does the same, more safely. A save that dies halfway must not leave a folder that looks like
+# an adapter: `atomic_folder` writes into a temporary folder beside it, which becomes `ADAPTER_DIR` only once
+# every save has finished.
 #
 # First `use_saving_format` fixes what the saved copy carries. ERNIE's published generation config stops only
 # at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat template

@@ -176,13 +176,26 @@ heldout, dropped = drop_training_repeats(heldout, train)
 print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
       f"{len(heldout)} held-out questions left")
 
+# %% [markdown] en_hash="0a47684ef5"
+# 先问一个问题，把调用一一写出来：这就是 `evaluate` 对每个问题做的事。提示是用 ERNIE 对话格式写出的问题，以 `Assistant:` 结尾（notebook 3 说明了为什么去掉最后那个空格）；贪心解码（`do_sample=False`）让回答可以复现；遇到 ERNIE 的任何一个结束标记就停止。
+
+# %%
+from course_lib.chat_format import generation_prompt
+from course_lib.evaluation import stop_token_ids
+
+FastLanguageModel.for_inference(model)
+prompt = generation_prompt(tokenizer, [{"role": "user", "content": heldout[0]["question"]}])
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                        eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
 # %% [markdown] en_hash="68d438606b"
 # `evaluate` 用对话格式提出其中的前 `N_EVAL` 个问题，用贪心解码生成回答（可以复现），并分开测量两件事：回答是否在训练教它停下的地方*停下*，即在 `MAX_NEW_TOKENS` 以内以 `<|end_of_sentence|>` 结束（摘要也会数出以 `</s>` 这个文本结束符结束的回答，以及用完了 token 的回答）；以及它的*最终数字*是否等于参考答案的。参考答案里没有一个明确最终数字的行（"3 cm 乘 4 cm"、"剩下 3/4"）无法打分：这些行会被跳过，并计数。每个比率都附带 95% 区间：50 个问题时，50% 左右的比率有 ±7 个百分点的不确定性（一个标准误），95% 区间是 ±14 个百分点。把结果留着：第 15 节会再问一遍同样的问题。
 
 # %%
 from course_lib.evaluation import evaluate
 
-FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
@@ -516,10 +529,17 @@ from course_lib.evaluation import side_by_side
 
 print(side_by_side(before, after, n=3))
 
-# %% [markdown] en_hash="3e1b1db65f"
+# %% [markdown] en_hash="31189d6edd"
 # ## 16 · 保存适配器
 #
-# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有所有保存都完成之后，它才变成 `ADAPTER_DIR`。
+# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。大多数教程只写这两行：
+#
+# ```python
+# model.save_pretrained(ADAPTER_DIR)  # adapter_model.safetensors + adapter_config.json
+# tokenizer.save_pretrained(ADAPTER_DIR)  # the tokenizer and its chat template
+# ```
+#
+# 下面的单元格做同样的事，但更安全。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有所有保存都完成之后，它才变成 `ADAPTER_DIR`。
 #
 # 先用 `use_saving_format` 确定保存下来的副本带些什么。ERNIE 发布的生成配置只在 `</s>` 处停止，但每个训练过的答案都以 `<|end_of_sentence|>` 结尾：它把这个停止符加上。对话模板则换成 ERNIE 的官方模板（文本相同；`{% generation %}` 只给 TRL 用，llama.cpp 和各种服务端都不接受它）。`save_vocabulary` 保留 `tokenizer.model`：transformers 5 不再写出这个文件，而转换 GGUF 需要它。
 
