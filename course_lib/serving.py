@@ -68,7 +68,7 @@ class Server:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        return self.process.wait()
+        return self.process.wait(timeout)  # raises if even SIGKILL did not end it
 
     def __enter__(self) -> Server:
         return self

@@ -50,8 +50,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def turn_model(tmp_path_factory):
     """The tiny ERNIE-4.5 (random weights) trained on TURNS in the chat format, saved as a merged model is,
-    with a generation_config.json that stops only at </s>, as ERNIE-4.5-0.3B-PT's does: stopping at the
-    end of the turn is then up to the caller. ~5 s."""
+    with ERNIE-4.5-0.3B-PT's generation_config.json: it samples (temperature 0.8, top_p 0.8) and stops only
+    at </s>. Greedy decoding and stopping at the end of the turn are then up to the caller. ~5 s."""
     model, tokenizer = make_tiny_ernie(seed=0)
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": a}],
                                            tokenize=False) for q, a in TURNS]
@@ -64,7 +64,7 @@ def turn_model(tmp_path_factory):
         optimizer.step()
         optimizer.zero_grad()
     model.eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.update(eos_token_id=tokenizer.eos_token_id, do_sample=True, temperature=0.8, top_p=0.8)
     folder = tmp_path_factory.mktemp("serving") / "merged-16bit"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

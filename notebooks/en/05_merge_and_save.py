@@ -463,13 +463,16 @@ print(server)
 # ends the answer at ERNIE's end of turn even when `generation_config.json` lists only `</s>`.
 
 # %%
-import time
-
 from openai import OpenAI
+
+client = OpenAI(base_url=server.base_url, api_key="not-needed")
+print(f"client for {client.base_url}, model {server.model!r}")
+
+# %%
+import time
 
 from course_lib.ernie import END_OF_TURN
 
-client = OpenAI(base_url=server.base_url, api_key="not-needed")
 question = heldout[1]["question"]
 start = time.perf_counter()
 response = client.chat.completions.create(
@@ -559,8 +562,10 @@ print("exit code:", server.stop(), "| still running:", server.running())
 # `--dtype half` because a T4 (compute capability 7.5) has no bf16, which the model's config asks for;
 # `--max-model-len 2048` because vLLM reserves KV-cache memory for the longest context, and ERNIE-4.5's
 # 131,072 tokens would not fit in a T4's 15 GB; `--gpu-memory-utilization` is the share of the GPU it may
-# take. The client code of 9.2 works unchanged with `base_url="http://127.0.0.1:8000/v1"` and
-# `model="ernie-math"`.
+# take. The client code of 9.2 works with `base_url="http://127.0.0.1:8000/v1"` and `model="ernie-math"`, with
+# one difference: vLLM matches `stop` strings in the decoded text, from which special tokens such as
+# `<|end_of_sentence|>` are removed, so give it the ids instead, `extra_body={"stop_token_ids": stops}`
+# (unless `generation_config.json` already lists both, which vLLM reads too).
 
 # %% [markdown]
 # ## 10 · Other formats: GGUF and the Hub

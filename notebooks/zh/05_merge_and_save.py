@@ -389,13 +389,16 @@ print(server)
 # `base_url` 让官方客户端指向本地服务器（它不检查密钥）；`model` 必须是服务器所提供的模型名。`temperature=0` 表示贪心解码：transformers serve 会因此设置 `do_sample=False`，它的日志会警告 temperature 的值本身被忽略了，而这正是我们想要的。`stop=[END_OF_TURN]` 让回答在 ERNIE 的轮次结束处停止，即使 `generation_config.json` 只列了 `</s>`。
 
 # %%
-import time
-
 from openai import OpenAI
+
+client = OpenAI(base_url=server.base_url, api_key="not-needed")
+print(f"client for {client.base_url}, model {server.model!r}")
+
+# %%
+import time
 
 from course_lib.ernie import END_OF_TURN
 
-client = OpenAI(base_url=server.base_url, api_key="not-needed")
 question = heldout[1]["question"]
 start = time.perf_counter()
 response = client.chat.completions.create(
@@ -459,7 +462,7 @@ for folder, port in [(ADAPTER_DIR, None), (MERGED_DIR, server.port)]:
 # %%
 print("exit code:", server.stop(), "| still running:", server.running())
 
-# %% [markdown] en_hash="29a2459ed4"
+# %% [markdown] en_hash="2da7f648ab"
 # ### 9.7 · 在 GPU 上：vLLM
 #
 # 要同时服务很多用户时，vLLM 用同样的 API 发布同一个文件夹，速度快得多（连续批处理、分页注意力），并且支持 `Ernie4_5ForCausalLM`。这里只展示，不运行：它是只支持 CUDA 的软件包，会带来自己的 PyTorch，所以请在一个全新的运行时中安装它，不要和 Unsloth 装在一起。在 T4 上：
@@ -474,7 +477,7 @@ print("exit code:", server.stop(), "| still running:", server.running())
 #     --host 127.0.0.1 --port 8000
 # ```
 #
-# 使用 `--dtype half`，是因为 T4（计算能力 7.5）不支持模型配置所要求的 bf16；使用 `--max-model-len 2048`，是因为 vLLM 会按最长上下文预留 KV 缓存的显存，而 ERNIE-4.5 的 131,072 个 token 放不进 T4 的 15 GB；`--gpu-memory-utilization` 是它可以占用的显存比例。9.2 中的客户端代码无需修改，只要用 `base_url="http://127.0.0.1:8000/v1"` 和 `model="ernie-math"` 即可。
+# 使用 `--dtype half`，是因为 T4（计算能力 7.5）不支持模型配置所要求的 bf16；使用 `--max-model-len 2048`，是因为 vLLM 会按最长上下文预留 KV 缓存的显存，而 ERNIE-4.5 的 131,072 个 token 放不进 T4 的 15 GB；`--gpu-memory-utilization` 是它可以占用的显存比例。9.2 中的客户端代码用 `base_url="http://127.0.0.1:8000/v1"` 和 `model="ernie-math"` 就能工作，只有一处不同：vLLM 在解码后的文本中匹配 `stop` 字符串，而 `<|end_of_sentence|>` 这样的特殊 token 已从文本中去掉，所以要改为传入 id：`extra_body={"stop_token_ids": stops}`（除非 `generation_config.json` 已经列出了这两个 id，vLLM 也会读取它）。
 
 # %% [markdown] en_hash="a5083a5e54"
 # ## 10 · 其他格式：GGUF 和 Hub
