@@ -40,8 +40,7 @@ def t4_line(t4_run: dict, current=None, **changes) -> str:
     from course_lib.budget import budget_readout, shape_of
 
     run = {**t4_run, **changes}
-    return (f"<b>T4 run of {html.escape(shape_of(run['model']).label)}</b> (MODEL_NAME): "
-            + budget_readout(current=current, **run))
+    return f"<b>For {html.escape(shape_of(run['model']).label)}</b> (MODEL_NAME): " + budget_readout(current=current, **run)
 
 
 def number(value) -> str:

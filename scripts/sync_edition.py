@@ -227,6 +227,8 @@ def sync_notebook(english_path: Path, edition_path: Path, edition_name: str):
             elif old.metadata != cell.metadata:
                 notes.append(Note(place, "code: metadata replaced with the English cell's",
                                   f"{dict(old.metadata)} -> {dict(cell.metadata)}"))
+            if new.metadata.get("jupyter", {}).get("outputs_hidden"):
+                new.metadata["collapsed"] = True  # as JupyterLab writes a cell with folded outputs (.py files omit it)
             cells.append(new)
             continue
         wanted = text_hash(cell.source)
@@ -254,7 +256,7 @@ def sync_notebook(english_path: Path, edition_path: Path, edition_name: str):
             kind = "code" if is_code(cell) else "translated text"
             notes.append(Note(j + 1, f"removed: {kind} with no English counterpart any more", cell.source,
                               before=True))
-    # The .ipynb's metadata, which holds what JupyterLab writes there (language_info) beside the .py's header.
+    # The English .ipynb's metadata: it holds what JupyterLab writes beyond the .py's header (language_info).
     english_ipynb = english_path.with_suffix(".ipynb")
     metadata = nbformat.read(english_ipynb, as_version=4).metadata if english_ipynb.exists() else english.metadata
     synced = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(metadata))

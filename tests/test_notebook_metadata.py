@@ -1,7 +1,8 @@
 """Opening a notebook in JupyterLab must leave `git status` clean: the committed files are byte for byte what
 JupyterLab 4 with jupytext writes when it saves them. Seen in JupyterLab 4.6 (tests/test_browser.py opens one and
-saves it): the .ipynb gets the kernel's `language_info` and the kernelspec name "Python 3 (ipykernel)", and the
-paired .py gets jupytext's `format_version` and `jupytext_version` header lines."""
+saves it): the .ipynb gets the kernel's `language_info`, the kernelspec name "Python 3 (ipykernel)", and
+`collapsed: true` on every cell whose outputs are folded (jupyter.outputs_hidden); the paired .py gets jupytext's
+`format_version` and `jupytext_version` header lines."""
 
 import re
 from pathlib import Path
@@ -51,3 +52,13 @@ def test_both_files_are_byte_for_byte_what_a_save_writes(ipynb):
     assert py.read_text() == py_text, (
         f"{py.relative_to(ROOT)} is not what jupytext {jupytext.__version__} writes for its .ipynb "
         f"(header lines, cell markers): {FIX}")
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_folded_outputs_carry_the_collapsed_flag_jupyterlab_adds(ipynb):
+    for number, cell in enumerate(nbformat.read(ipynb, as_version=4).cells, 1):
+        folded = cell.metadata.get("jupyter", {}).get("outputs_hidden", False)
+        assert cell.metadata.get("collapsed", False) == folded and cell.metadata.get("collapsed") is not False, (
+            f"{ipynb.name} cell {number}: jupyter.outputs_hidden is {folded}, so JupyterLab writes collapsed: {folded} "
+            f"(here {cell.metadata.get('collapsed')}); set it in the .ipynb (`jupytext --update` keeps it; "
+            "sync_edition.py writes it for the editions)")

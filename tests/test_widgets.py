@@ -67,7 +67,7 @@ def test_the_rank_readout_names_each_model_and_follows_the_slider(tiny_model):
     assert loaded == (f"Loaded model, the tiny ERNIE-4.5 stand-in (offline): {lora_parameter_count(shapes, 16):,} "
                       f"trainable parameters in {len(shapes)} layers = "
                       f"{100 * lora_parameter_count(shapes, 16) / total:.2f}% of its {total:,}")
-    assert t4.startswith("T4 run of ERNIE-4.5-0.3B (MODEL_NAME): T4 estimate")
+    assert t4.startswith("For ERNIE-4.5-0.3B (MODEL_NAME): T4 estimate")
     box.slider.value = 64
     assert box.value == 64
     alpha, loaded, t4 = text(box).splitlines()
@@ -102,7 +102,7 @@ def test_steps_are_counted_alike_here_and_on_the_t4_each_with_its_packing():
     assert t4 == (f"On a T4 (1 device, packing on): 8 packed rows of about {per_row:.1f} examples; one epoch of 2,000 "
                   f"examples = 36 steps; 60 steps = {round(60 * 8 * per_row):,} examples = "
                   f"{round(60 * 8 * per_row) / 2000:.2f} epochs = about {round(60 * 8 * per_row) * 145:,.0f} tokens")
-    assert budget.startswith("T4 run of ERNIE-4.5-0.3B (MODEL_NAME): T4 estimate")
+    assert budget.startswith("For ERNIE-4.5-0.3B (MODEL_NAME): T4 estimate")
     box.slider.value = 600
     assert "600 steps = 4,800 examples = 2.40 epochs" in text(box)
     assert budget_readout(**T4_RUN, steps=600) in box.readout.value

@@ -58,6 +58,9 @@ from unsloth import FastLanguageModel
 
 import course_lib.environment as env
 from course_lib.paths import work_dir
+from course_lib.progress import readable_progress_bars
+
+readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %%
 print(env.format_report(env.environment_report()))

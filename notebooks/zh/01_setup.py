@@ -49,6 +49,9 @@ import unsloth  # noqa: F401  (first, before transformers / peft / trl)
 from unsloth import FastLanguageModel
 
 import course_lib.environment as env
+from course_lib.progress import readable_progress_bars
+
+readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown] en_hash="0dd00a9b6c"
 # ## 2 · 这是一台什么机器？
