@@ -15,6 +15,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from course_lib import defaults
+
 GIB = 2**30
 
 # ---- constants measured on the H200, 2026-11-28 (bench/RESULTS.md; raw: bench/h200-2026-11-28/results.jsonl) ----
@@ -142,9 +144,10 @@ class Estimate:
                 f"{self.gpu_gib:.1f} GiB, {time} (estimate)")
 
 
-def estimate(model: str = "baidu/ERNIE-4.5-0.3B-PT", r: int = 16, batch: int = 8, max_length: int = 1024,
-             packing: bool = True, steps: int = 60, precision="fp16", load_in_4bit: bool = False, gpu="T4",
-             accumulation: int = 1, example_tokens: float = EXAMPLE_TOKENS,
+def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: int = defaults.BATCH_SIZE,
+             max_length: int = defaults.MAX_LENGTH, packing: bool = defaults.PACKING, steps: int = defaults.MAX_STEPS,
+             precision="fp16", load_in_4bit: bool = defaults.LOAD_IN_4BIT, gpu="T4",
+             accumulation: int = defaults.GRAD_ACCUMULATION, example_tokens: float = EXAMPLE_TOKENS,
              gradient_checkpointing: bool = True) -> Estimate:
     """Peak memory and training time of one LoRA run. `precision` is "bf16", "fp16", "fp32" or an
     `environment.Precision`; `gpu` is "T4", "H200", ... or `environment.gpu()`. Unpacked batches are taken as

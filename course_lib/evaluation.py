@@ -102,9 +102,10 @@ def end_of_turn_id(tokenizer) -> int | None:
 
 
 def chat_prompts(tokenizer, questions: list[str]) -> list[str]:
-    """Each question as a user turn in the tokenizer's chat format, ending with the generation prompt."""
-    return [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                          add_generation_prompt=True) for q in questions]
+    """Each question as a user turn in the tokenizer's chat format, ending at "Assistant:" (chat_format says why)."""
+    from course_lib.chat_format import generation_prompt  # it imports this module
+
+    return [generation_prompt(tokenizer, [{"role": "user", "content": q}]) for q in questions]
 
 
 def generate_turns(model, tokenizer, questions: list[str], max_new_tokens: int = 256, batch_size: int = 16,

@@ -25,7 +25,8 @@ class ModelChoice:
         if self.source == "hub":
             return f"MODEL: {self.name_or_path} from the Hugging Face Hub ({self.reason})."
         what = {
-            "tiny": "the TINY ERNIE-4.5 SLICE (2 layers, 0.5M parameters, pre-trained ~20 s on this machine)",
+            "tiny": f"the TINY ERNIE-4.5 SLICE, a stand-in for the chat model {DEFAULT_MODEL} (2 layers, 0.5M "
+                    f"parameters, pre-trained and chat-trained ~30 s on this machine)",
             "random-0.3b": "a RANDOM-WEIGHT model of ERNIE-4.5-0.3B's full shape (built on this machine)",
         }[self.source]
         line = "!" * 100

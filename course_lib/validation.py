@@ -1,19 +1,19 @@
-"""Check a learner's own data before training on it: load it, map its shape to question/answer, and report
-every row that would train badly, by number, with what to do about it.
+"""Check a learner's own data before training on it: load it, map its shape to the course's, and report in
+one pass everything that would train badly, by row and line, with what to do about it.
 
-Row numbers count from 0, as `rows[i]` and `dataset[i]` do; line numbers of a file count from 1, as
-editors show them. The clean rows come out in the course's shape: `question`, `answer` and `messages`
-(a user turn and an assistant turn, as `course_lib.data.to_messages` makes them).
+The course's shape is a `question` and an `answer` per row, or, for a conversation of several turns, `messages`:
+user and assistant turns alternating (after an optional system turn) and ending with the assistant, as TRL's
+SFTTrainer trains it (every assistant turn trained, everything else masked). Row numbers count from 0, as
+`rows[i]` and `dataset[i]` do; line numbers of a file count from 1, as editors show them.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from course_lib.data import to_messages
+from course_lib.data_files import Rows, count, read_file, where
 
 # shape -> the columns it needs. Alpaca's `input` is optional: when present it is added to the instruction.
 SHAPES = {
@@ -23,50 +23,27 @@ SHAPES = {
     "sharegpt": ("conversations",),
     "openai": ("messages",),
 }
-TURN_KEYS = {"sharegpt": ("from", "value", "human", "gpt"), "openai": ("role", "content", "user", "assistant")}
+TURN_KEYS = {"sharegpt": ("from", "value"), "openai": ("role", "content")}  # (role key, text key) of a turn
+# Role names of either spelling (ShareGPT files use both) -> the chat template's.
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+# Columns that usually hold the question / the answer: the advice for rows in no known shape.
+QUESTION_NAMES = ("question", "query", "problem", "input", "prompt", "instruction", "text", "q")
+ANSWER_NAMES = ("answer", "response", "output", "completion", "solution", "target", "label", "a")
+KINDS = {  # the kinds of bad row a conversion or a check finds -> (heading in the report, in drop_bad's message)
+    "columns": ("in no shape the course reads", "in no known shape"),
+    "fields": ("with empty, null or non-text fields", "with empty, null or non-text fields"),
+    "conversation": ("whose turns are not user and assistant in turn, ending with the assistant",
+                     "with misordered turns"),
+}
 SHOWN = 5  # problem rows printed per kind; the counts are always complete
-
-
-def count(n: int, noun: str) -> str:
-    """count(1, "row") -> "1 row", count(2000, "row") -> "2,000 rows"."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-class Rows(list):
-    """A list of row dicts that remembers where each row came from (`lines[i]`: its line in the file, or
-    None) and why a row could not be converted (`problems[i]`)."""
-
-    def __init__(self, rows=(), lines=None, source="", problems=None, note=""):
-        super().__init__(rows)
-        self.lines = list(lines) if lines is not None else [None] * len(self)
-        self.source, self.problems, self.note = source, dict(problems or {}), note
-
-
-def where(rows, i: int) -> str:
-    """"row 3" or "row 3 (data.jsonl line 5)"."""
-    line = rows.lines[i]
-    return f"row {i}" if line is None else f"row {i} ({Path(rows.source).name} line {line})"
+UNKNOWN_LIMIT = 10**9  # transformers' stand-in for "no limit" in tokenizer.model_max_length is ~1e30
 
 
 def load_rows(source) -> Rows:
-    """Rows from a .jsonl / .json / .csv file, a list of dicts, a pandas DataFrame or a `datasets.Dataset`.
-
-    A file that cannot be read raises ValueError naming its bad lines, so you can fix them in an editor.
-    """
+    """Rows from a file (.jsonl, .json, .csv; see `course_lib.data_files`), a list of dicts, a pandas DataFrame
+    or a `datasets.Dataset`. Lines of a file that cannot be read are kept in `.unreadable` for `validate`."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist (or is a folder): give the path of a .jsonl or .csv file")
-        try:
-            text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark, as Excel writes, is skipped
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#x} at position "
-                             f"{error.start}); save it as UTF-8 (Excel: 'CSV UTF-8')") from None
-        if path.suffix.lower() == ".csv":
-            return read_csv(text, str(path))
-        if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
-            return read_json_array(text, str(path))
-        return read_jsonl(text, str(path))
+        return read_file(Path(source))
     if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas
         source = source.to_dict("records")
     if hasattr(source, "keys"):  # a DatasetDict, or one row instead of a list of rows
@@ -81,74 +58,6 @@ def load_rows(source) -> Rows:
     return Rows(rows)
 
 
-def read_jsonl(text: str, source: str) -> Rows:
-    rows, lines, bad = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue  # blank lines, often one at the end, are harmless
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            bad.append(f"line {number}: {error.msg} (column {error.colno}): {line.strip()[:60]!r}")
-            continue
-        if not isinstance(row, dict):
-            bad.append(f"line {number}: a JSON {type(row).__name__}, not an object {{...}}: {line.strip()[:60]!r}")
-            continue
-        rows.append(row)
-        lines.append(number)
-    if bad:
-        hint = ""
-        if text.lstrip().startswith("["):
-            hint = (" The file starts with '[': it is one JSON array, not JSON Lines; name it .json, or write one "
-                    "object per line.")
-        raise ValueError(f"{source}: {count(len(bad), 'line')} not valid JSON Lines (one {{...}} object a line):\n  "
-                         + "\n  ".join(bad[:SHOWN]) + ("\n  ..." if len(bad) > SHOWN else "")
-                         + f"\nFix or delete {'this line' if len(bad) == 1 else 'these lines'} in the file.{hint}")
-    if not rows:
-        raise ValueError(f"{source} has no rows: it is empty or blank")
-    return Rows(rows, lines, source)
-
-
-def read_json_array(text: str, source: str) -> Rows:
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{source}: not valid JSON at line {error.lineno}, column {error.colno}: "
-                         f"{error.msg}") from None
-    return Rows(load_rows(rows), source=source)
-
-
-def read_csv(text: str, source: str) -> Rows:
-    reader = csv.reader(text.splitlines(keepends=True))
-    header, rows, lines, bad = None, [], [], []
-    while True:
-        start = reader.line_num + 1  # the line a record starts on, even when a quoted field spans lines
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            raise ValueError(f"{source} line {start}: {error}; check the quotes on that line") from None
-        if not fields:
-            continue
-        if header is None:
-            header = [name.strip() for name in fields]
-        elif len(fields) != len(header):
-            bad.append(f"line {start}: {len(fields)} fields, the header has {len(header)} "
-                       f"({', '.join(header)}): {','.join(fields)[:60]!r}")
-        else:
-            rows.append(dict(zip(header, fields)))
-            lines.append(start)
-    if bad:
-        raise ValueError(f"{source}: {count(len(bad), 'line')} with the wrong number of fields:\n  "
-                         + "\n  ".join(bad[:SHOWN])
-                         + ("\n  ..." if len(bad) > SHOWN else "")
-                         + "\nA comma inside a value needs the value in double quotes: \"3,5 apples\".")
-    if not rows:
-        raise ValueError(f"{source} has no data rows" + (f" (its header is {header})" if header else " (it is empty)"))
-    return Rows(rows, lines, source)
-
-
 def columns_of(rows) -> list[str]:
     """Every column that occurs in any row, in first-seen order."""
     seen = {}
@@ -157,163 +66,168 @@ def columns_of(rows) -> list[str]:
     return list(seen)
 
 
+def guess_column(columns, names) -> str | None:
+    return next((column for name in names for column in columns if column.lower() == name), None)
+
+
+def mapping_advice(columns) -> str:
+    """The call that renames a row's own columns to question/answer, guessed from their names."""
+    renames = {guess_column(columns, QUESTION_NAMES) or "<question column>": "question",
+               guess_column(columns, ANSWER_NAMES) or "<answer column>": "answer"}
+    return f"to_question_answer(rows, columns={ {old: new for old, new in renames.items() if old != new} })"
+
+
+def lines_of(rows: Rows, indices: list[int]) -> str:
+    """"lines 1-3, 7" (or rows, when the data has no lines)."""
+    numbers = [rows.lines[i] for i in indices] if all(rows.lines[i] for i in indices) else indices
+    spans, start = [], numbers[0]
+    for previous, number in zip(numbers, numbers[1:] + [None]):
+        if number != previous + 1:
+            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = number
+    shown = ", ".join(spans[:8]) + (", ..." if len(spans) > 8 else "")
+    return f"{'lines' if numbers is not indices else 'rows'} {shown}"
+
+
+def shapes_by_row(rows) -> dict[int, list[str]]:
+    return {i: [shape for shape, needed in SHAPES.items() if all(c in row for c in needed)] for i, row in enumerate(rows)}
+
+
 def detect_shape(rows) -> str:
-    """The one shape whose columns the rows have; ValueError saying what was found when none or several fit."""
-    columns = columns_of(rows)
-    fits = [shape for shape, needed in SHAPES.items() if all(c in columns for c in needed)]
-    if len(fits) == 1:
-        return fits[0]
+    """The one shape of every row; ValueError saying what was found when no shape, several, or a mix fits."""
+    rows = rows if isinstance(rows, Rows) else Rows(rows)
+    fits = shapes_by_row(rows)
     known = "; ".join(f"{shape}: {', '.join(needed)}" for shape, needed in SHAPES.items())
-    if not fits:
+    if not any(fits.values()):
+        columns = columns_of(rows)
         raise ValueError(f"cannot tell the shape of this data: its columns are {columns}. The shapes the course "
-                         f"reads are ({known}). Rename your columns to one of these.")
-    raise ValueError(f"the data fits several shapes ({', '.join(fits)}): its columns are {columns}. Say which "
-                     f"to read: to_question_answer(rows, shape={fits[0]!r})")
+                         f"reads are ({known}). Rename your columns, or map them: {mapping_advice(columns)}")
+    several = {tuple(f) for f in fits.values() if len(f) > 1}
+    if several:
+        first = sorted(several)[0]
+        raise ValueError(f"the data fits several shapes ({', '.join(first)}): its columns are {columns_of(rows)}. "
+                         f"Say which to read: to_question_answer(rows, shape={first[0]!r})")
+    by_shape = {}
+    for i, f in fits.items():
+        if f:
+            by_shape.setdefault(f[0], []).append(i)
+    if len(by_shape) > 1:
+        raise ValueError(f"the rows are in {len(by_shape)} shapes: {mix(rows, by_shape)}. to_question_answer(rows) "
+                         "reads each row in its own shape")
+    return next(iter(by_shape))
 
 
-def to_question_answer(rows, shape: str | None = None) -> Rows:
-    """Rows of `question` and `answer` from any shape in SHAPES; shape=None detects it.
+def mix(rows: Rows, by_shape: dict[str, list[int]]) -> str:
+    return "; ".join(f"{count(len(found), 'row')} {shape} ({lines_of(rows, found)})" for shape, found in by_shape.items())
 
-    A row that cannot be converted (a multi-turn conversation, a turn with the wrong role...) keeps
-    question/answer None and its reason in `.problems`; `validate` reports it and `drop_bad` leaves it out.
-    Alpaca's `input`, when not empty, goes after the instruction, separated by a blank line. System turns of
-    conversations are left out (the course trains one user turn and one assistant turn); `.note` says so.
+
+def to_question_answer(rows, shape: str | None = None, columns: dict[str, str] | None = None) -> Rows:
+    """Rows in the course's shape from any shape in SHAPES: `question` and `answer`, or `messages` for a
+    conversation of several turns or with a system turn. shape=None reads each row in the shape its columns
+    fit (a file mixing two shapes loses neither, and `.notes` says so); `columns` renames columns first, e.g.
+    {"query": "question", "response": "answer"}.
+
+    A row that cannot be converted (a turn with an unknown role, a row in no known shape...) comes out empty,
+    with its reason in `.problems`; `validate` reports it and `drop_bad` leaves it out. Alpaca's `input`, when
+    not empty, goes after the instruction, separated by a blank line.
     """
     rows = rows if isinstance(rows, Rows) else load_rows(rows)
-    shape = shape or detect_shape(rows)
-    if shape not in SHAPES:
+    if columns:
+        renamed = [{columns.get(key, key): value for key, value in row.items()} for row in rows]
+        rows = Rows(renamed, rows.lines, rows.source, rows.unreadable, rows.problems, rows.notes)
+    fits = shapes_by_row(rows)
+    if shape is None and (any(len(f) > 1 for f in fits.values()) or not any(fits.values())):
+        detect_shape(rows)  # raises, saying which shapes fit
+    elif shape is not None and shape not in SHAPES:
         raise ValueError(f"shape={shape!r} is not one of {list(SHAPES)}")
-    missing = [c for c in SHAPES[shape] if c not in columns_of(rows)]
-    if missing:
-        raise ValueError(f"shape={shape!r} needs the column(s) {missing}; your rows have {columns_of(rows)}")
-    out, problems, n_system = [], {}, 0
+    elif shape is not None and not any(shape in f for f in fits.values()):
+        raise ValueError(f"shape={shape!r} needs the column(s) {list(SHAPES[shape])}; your rows have "
+                         f"{columns_of(rows)}")
+    out, problems, by_shape, n_system = [], dict(rows.problems), {}, 0
     for i, row in enumerate(rows):
-        question, answer = None, None
-        if shape == "question_answer":
-            question, answer = row.get("question"), row.get("answer")
-        elif shape == "alpaca":
-            question, answer = row.get("instruction"), row.get("output")
-            extra = row.get("input")
+        row_shape = shape if shape in fits[i] else (fits[i][0] if shape is None and fits[i] else None)
+        if row_shape is None:
+            problems[i] = ("columns", wrong_columns(row, shape, fits[i]))
+            out.append({})
+            continue
+        by_shape.setdefault(row_shape, []).append(i)
+        if row_shape == "question_answer":
+            out.append({"question": row["question"], "answer": row["answer"]})
+        elif row_shape == "alpaca":
+            question, extra = row["instruction"], row.get("input")
             if isinstance(question, str) and isinstance(extra, str) and extra.strip():
                 question = f"{question}\n\n{extra}"
-        elif shape == "prompt_response":
-            question, answer = row.get("prompt"), row.get("response")
+            out.append({"question": question, "answer": row["output"]})
+        elif row_shape == "prompt_response":
+            out.append({"question": row["prompt"], "answer": row["response"]})
         else:
-            turns, why, system = conversation_pair(row.get(SHAPES[shape][0]), shape)
-            n_system += system
+            messages, why = conversation(row[SHAPES[row_shape][0]], row_shape)
             if why:
                 problems[i] = why
+                out.append({})
             else:
-                question, answer = turns
-        out.append({"question": question, "answer": answer})
-    note = ""
+                n_system += messages[0]["role"] == "system"
+                pair = len(messages) == 2
+                out.append({"question": messages[0]["content"], "answer": messages[1]["content"]} if pair
+                           else {"messages": messages})
+    notes = list(rows.notes)
+    if len(by_shape) > 1:
+        notes.append(f"the rows are in {len(by_shape)} shapes, each read in its own: {mix(rows, by_shape)}")
     if n_system:
-        note = (f"left out the system turn of {count(n_system, 'row')}: the course trains one user turn and one "
-                "assistant turn")
-    return Rows(out, rows.lines, rows.source, {**rows.problems, **problems}, note)
+        notes.append(f"kept the system turn of {count(n_system, 'row')} (it is read, never trained)")
+    return Rows(out, rows.lines, rows.source, rows.unreadable, problems, notes)
 
 
-def conversation_pair(turns, shape: str):
-    """((question, answer), None, system turns) for a one-question conversation, else (None, why, ...)."""
-    role_key, text_key, user, assistant = TURN_KEYS[shape]
+def wrong_columns(row: dict, shape: str | None, fits: list[str]) -> str:
+    have = f"has the columns {', '.join(row) or '(none)'}"
+    if fits:  # a row of another shape, with shape= given
+        return (f"{have}: the {fits[0]} shape, not {shape}: call to_question_answer(rows) without shape= to read "
+                "each row in its own shape")
+    return f"{have}, which fit no shape the course reads: map them, e.g. {mapping_advice(list(row))}"
+
+
+def conversation(turns, shape: str = "openai") -> tuple[list[dict] | None, tuple[str, str] | None]:
+    """(messages, None) for turns the course trains: an optional system turn, then user and assistant in turn,
+    ending with the assistant; else (None, (kind, why))."""
+    role_key, text_key = TURN_KEYS[shape]
     column = SHAPES[shape][0]
-    if not isinstance(turns, list):
-        return None, f"{column} is {type(turns).__name__}, not a list of turns", 0
-    if not all(isinstance(t, dict) and role_key in t and text_key in t for t in turns):
-        return None, f"every turn of {column} needs '{role_key}' and '{text_key}'", 0
-    system = [t for t in turns if t[role_key] == "system"]
-    rest = [t for t in turns if t[role_key] != "system"]
-    roles = [t[role_key] for t in rest]
-    if roles != [user, assistant]:
-        return None, (f"{column} has the turns {roles}; the course trains exactly one '{user}' turn then one "
-                      f"'{assistant}' turn: split longer conversations into pairs"), len(system)
-    return (rest[0][text_key], rest[1][text_key]), None, len(system)
-
-
-@dataclass(repr=False)  # the generated repr would print every row; a notebook shows __repr__, so it is __str__
-class Report:
-    """What `validate` found. Row numbers count from 0; `str(report)` lists the first few of each kind."""
-
-    rows: Rows
-    columns: list[str]
-    missing_columns: list[str] = field(default_factory=list)
-    bad_fields: dict[int, str] = field(default_factory=dict)  # row -> what is wrong with question/answer
-    duplicates: dict[int, int] = field(default_factory=dict)  # row -> the earlier row it repeats
-    too_long: dict[int, int] = field(default_factory=dict)  # row -> tokens, when longer than max_length
-    max_length: int | None = None
-    longest: int | None = None  # tokens of the longest row, when a tokenizer was given
-    shape_hint: str = ""
-
-    @property
-    def bad_rows(self) -> list[int]:
-        """Rows that `drop_bad` leaves out: bad fields, later copies of a duplicate, and rows over max_length."""
-        return sorted(set(self.bad_fields) | set(self.duplicates) | set(self.too_long))
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing_columns and not self.bad_rows
-
-    def __str__(self) -> str:
-        n = len(self.rows)
-        if self.missing_columns:
-            return (f"MISSING COLUMNS {self.missing_columns}: the rows have {self.columns}, and every row needs "
-                    f"'question' and 'answer'.{self.shape_hint}")
-        head = f"{count(n, 'row')} checked (row numbers count from 0, as in rows[i]"
-        head += f"; lines of {Path(self.rows.source).name} from 1)" if self.rows.source else ")"
-        if self.longest is not None:
-            head += f"; longest {self.longest} tokens in the chat template"
-        lines = [head + (f"; max_length {self.max_length}" if self.max_length else "")]
-        if self.rows.note:
-            lines.append(f"note: {self.rows.note}")
-        if self.ok:
-            return "\n".join(lines + ["OK: every question and answer is non-empty text, no duplicates"
-                                      + (", none too long" if self.longest is not None and self.max_length else "")])
-        sections = [
-            ("with empty or non-string fields", self.bad_fields, lambda i: self.bad_fields[i], ""),
-            ("duplicated exactly (same question and answer as an earlier row)", self.duplicates,
-             lambda i: f"repeats row {self.duplicates[i]}", "drop_bad keeps the first copy"),
-            (f"longer than max_length={self.max_length} tokens", self.too_long, lambda i: f"{self.too_long[i]} tokens",
-             "TRL cuts them to their first max_length tokens, so the end of the answer and its "
-             "<|end_of_sentence|> are never trained (the model does not learn to stop there), and TRL drops a row "
-             "whose question alone fills max_length, with no warning. Raise max_length "
-             f"to {self.longest} or drop them"),
-        ]
-        for title, found, say, consequence in sections:
-            if found:
-                lines.append(f"{count(len(found), 'row')} {title}" + (f": {consequence}" if consequence else ""))
-                lines += [f"  {where(self.rows, i)}: {say(i)}" for i in sorted(found)[:SHOWN]]
-                if len(found) > SHOWN:
-                    lines.append(f"  ... and {len(found) - SHOWN} more")
-        lines.append(f"{len(self.bad_rows):,} of {count(n, 'row')} would train badly: fix them in your data, or call "
-                     "report.drop_bad() to leave them out.")
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def raise_if_bad(self) -> None:
-        if not self.ok:
-            raise ValueError(str(self))
-
-    def drop_bad(self) -> tuple[list[dict], str]:
-        """(the good rows with question, answer and messages; a message saying what was dropped)."""
-        if self.missing_columns:
-            raise ValueError(str(self))
-        bad = set(self.bad_rows)
-        clean = [to_messages(row) | {"question": row["question"], "answer": row["answer"]}
-                 for i, row in enumerate(self.rows) if i not in bad]
-        kinds = [f"{len(self.bad_fields)} with empty or non-string fields" if self.bad_fields else "",
-                 count(len(self.duplicates), "duplicate") if self.duplicates else "",
-                 f"{len(self.too_long)} too long" if self.too_long else ""]
-        message = f"kept {len(clean):,} of {count(len(self.rows), 'row')}"
-        if bad:
-            shown = ", ".join(map(str, sorted(bad)[:10])) + (", ..." if len(bad) > 10 else "")
-            message += f"; dropped {len(bad)} ({', '.join(k for k in kinds if k)}): rows {shown}"
-        return clean, message
+    if not isinstance(turns, list) or not turns:
+        what = "empty" if turns == [] else f"{type(turns).__name__}, not a list of turns"
+        return None, ("conversation", f"{column} is {what}")
+    messages = []
+    for number, turn in enumerate(turns, 1):
+        if not isinstance(turn, dict) or role_key not in turn or text_key not in turn:
+            return None, ("conversation", f"turn {number} of {column} needs '{role_key}' and '{text_key}': {turn!r:.60}")
+        role = ROLES.get(turn[role_key])
+        if role is None:
+            names = "'human'/'user', 'gpt'/'assistant'" if shape == "sharegpt" else "'user', 'assistant'"
+            return None, ("conversation", f"turn {number} has the role {turn[role_key]!r}: use {names} or 'system'")
+        why = field_problem(turn[text_key], f"turn {number} ({role}) {text_key}")
+        if why:
+            return None, ("fields", why)
+        messages.append({"role": role, "content": turn[text_key]})
+    roles = [m["role"] for m in messages]
+    body = roles[1:] if roles[0] == "system" else roles
+    expected = ["user", "assistant"] * (len(body) // 2 + 1)
+    if body and body == expected[:len(body)] and body[-1] == "assistant":
+        return messages, None
+    if "system" in body:
+        why = "a system turn after the first turn"
+    elif not body:
+        why = "only a system turn"
+    elif body[0] == "assistant":
+        why = "starts with the assistant: the first turn after any system turn must be the user's"
+    elif body[-1] == "user" and body == expected[:len(body)]:
+        why = "ends with the user: nothing after it to train"
+    else:
+        turn = next(k for k, (a, b) in enumerate(zip(body, expected)) if a != b) + 1 + (roles[0] == "system")
+        why = f"two {roles[turn - 1]} turns in a row (turns {turn - 1} and {turn}): user and assistant must take turns"
+    return None, ("conversation", f"{column} has the turns {roles}: {why}")
 
 
 def field_problem(value, name: str) -> str | None:
     if value is None:
-        return f"{name} is missing"
+        return f"{name} is null"
     if isinstance(value, float) and value != value:
         return f"{name} is missing (NaN: an empty cell)"
     if not isinstance(value, str):
@@ -324,40 +238,177 @@ def field_problem(value, name: str) -> str | None:
     return None
 
 
-def validate(rows, tokenizer=None, max_length: int | None = None) -> Report:
-    """Check rows of `question` and `answer` (anything `load_rows` reads, or `to_question_answer`'s output).
+def row_problem(row: dict) -> tuple[str, str] | None:
+    """(kind, why) when a row in the course's shape would train badly, else None."""
+    if "question" in row or "answer" in row:
+        for name in ("question", "answer"):
+            if name not in row:
+                guess = guess_column(row, QUESTION_NAMES if name == "question" else ANSWER_NAMES)
+                return "fields", (f"{name} is missing: the row has the columns {', '.join(row)}" + (
+                    f"; if {guess!r} holds the {name}, map it: to_question_answer(rows, columns={{{guess!r}: "
+                    f"{name!r}}})" if guess else ""))
+            why = field_problem(row[name], name)
+            if why:
+                return "fields", why
+        return None
+    if "messages" in row:
+        return conversation(row["messages"])[1]
+    return "columns", wrong_columns(row, None, [])
 
-    With a tokenizer, each good row is rendered with its chat template exactly as TRL's SFTTrainer
-    tokenizes it; rows longer than max_length tokens are reported.
+
+def messages_of(row: dict) -> list[dict]:
+    return row["messages"] if "question" not in row else to_messages(row)["messages"]
+
+
+@dataclass(repr=False)  # the generated repr would print every row; a notebook shows __repr__, so it is __str__
+class Report:
+    """What `validate` found. Row numbers count from 0; `str(report)` lists the first few of each kind."""
+
+    rows: Rows
+    columns: list[str]
+    missing_columns: list[str] = field(default_factory=list)
+    problems: dict[int, tuple[str, str]] = field(default_factory=dict)  # row -> (kind of KINDS, what is wrong)
+    duplicates: dict[int, int] = field(default_factory=dict)  # row -> the earlier row it repeats
+    lengths: dict[int, int] = field(default_factory=dict)  # row -> tokens in the chat template, with a tokenizer
+    max_length: int | None = None
+    model_limit: int | None = None  # tokenizer.model_max_length: the longest input the model takes
+    measured: bool = False  # lengths were counted (a tokenizer was given)
+    shape_hint: str = ""
+
+    def kind(self, kind: str) -> dict[int, str]:
+        return {i: why for i, (k, why) in self.problems.items() if k == kind}
+
+    @property
+    def bad_fields(self) -> dict[int, str]:
+        return self.kind("fields")
+
+    @property
+    def too_long(self) -> dict[int, int]:
+        return {i: n for i, n in self.lengths.items() if self.max_length and n > self.max_length}
+
+    @property
+    def longest(self) -> int | None:
+        return max(self.lengths.values(), default=0) if self.measured else None
+
+    @property
+    def bad_rows(self) -> list[int]:
+        """Rows that `drop_bad` leaves out: bad rows, later copies of a duplicate, and rows over max_length."""
+        return sorted(set(self.problems) | set(self.duplicates) | set(self.too_long))
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_columns and not self.bad_rows and not self.rows.unreadable
+
+    def length_advice(self) -> str:
+        """What to do about rows over max_length: never advise a max_length beyond what the model takes."""
+        limit, too_long = self.model_limit, self.too_long
+        beyond = [i for i, n in too_long.items() if limit and n > limit]
+        if not beyond:
+            return f"Raise max_length to {self.longest:,}, or drop them"
+        advice = (f"{len(beyond):,} of them {'is' if len(beyond) == 1 else 'are'} longer than the model "
+                  f"takes at all ({limit:,} tokens, tokenizer.model_max_length): drop or split "
+                  f"{'it' if len(beyond) == 1 else 'them'}")
+        rest = [n for n in too_long.values() if n <= limit]
+        return advice + (f"; for the others, raise max_length to {max(rest):,} (at most {limit:,}), or drop them"
+                         if rest else "")
+
+    def __str__(self) -> str:
+        n, name, unreadable = len(self.rows), self.rows.name, self.rows.unreadable
+        if self.missing_columns:
+            return (f"MISSING COLUMNS {self.missing_columns}: the rows have {self.columns}, and every row needs "
+                    f"'question' and 'answer' (or 'messages').{self.shape_hint}")
+        head = f"{count(n, 'row')} checked (row numbers count from 0, as in rows[i]"
+        head += f"; lines of {name} from 1)" if self.rows.source else ")"
+        if self.longest is not None:
+            head += f"; longest {self.longest:,} tokens in the chat template"
+        lines = [head + (f"; max_length {self.max_length:,}" if self.max_length else "")]
+        lines += [f"note: {note}" for note in self.rows.notes]
+        if unreadable:
+            lines.append(f"{count(len(unreadable), 'line')} of {name} could not be read: fix "
+                         f"{'it' if len(unreadable) == 1 else 'them'} in the file (drop_bad leaves "
+                         f"{'it' if len(unreadable) == 1 else 'them'} out)")
+            lines += [f"  line {line}: {why}" for line, why in list(unreadable.items())[:SHOWN]]
+            lines += [f"  ... and {len(unreadable) - SHOWN} more"] if len(unreadable) > SHOWN else []
+        if self.ok:
+            return "\n".join(lines + ["OK: every question and answer is non-empty text, no duplicates"
+                                      + (", none too long" if self.longest is not None and self.max_length else "")])
+        sections = [(KINDS[kind][0], self.kind(kind), lambda i, found: found[i], "") for kind in KINDS] + [
+            ("duplicated exactly (the same turns as an earlier row)", self.duplicates,
+             lambda i, found: f"repeats row {found[i]}", "drop_bad keeps the first copy"),
+            (f"longer than max_length={self.max_length} tokens", self.too_long, lambda i, found: f"{found[i]:,} tokens",
+             "TRL cuts them to their first max_length tokens, so the end of the answer and its "
+             "<|end_of_sentence|> are never trained (the model does not learn to stop there), and TRL drops a row "
+             "whose question alone fills max_length, with no warning. " + (self.length_advice() if self.too_long else "")),
+        ]
+        for title, found, say, consequence in sections:
+            if found:
+                lines.append(f"{count(len(found), 'row')} {title}" + (f": {consequence}" if consequence else ""))
+                lines += [f"  {where(self.rows, i)}: {say(i, found)}" for i in sorted(found)[:SHOWN]]
+                if len(found) > SHOWN:
+                    lines.append(f"  ... and {len(found) - SHOWN} more")
+        also = f", and {count(len(unreadable), 'line')} could not be read" if unreadable else ""
+        lines.append(f"{len(self.bad_rows):,} of {count(n, 'row')} would train badly{also}: fix them in your data, "
+                     "or call report.drop_bad() to leave them out.")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def raise_if_bad(self) -> None:
+        if not self.ok:
+            raise ValueError(str(self))
+
+    def drop_bad(self) -> tuple[list[dict], str]:
+        """(the good rows in the course's shape: question, answer and messages, or messages alone for longer
+        conversations; a message saying what was dropped)."""
+        if self.missing_columns:
+            raise ValueError(str(self))
+        bad = set(self.bad_rows)
+        clean = [to_messages(row) | {"question": row["question"], "answer": row["answer"]} if "question" in row
+                 else {"messages": row["messages"]} for i, row in enumerate(self.rows) if i not in bad]
+        kinds = [f"{len(self.kind(kind))} {KINDS[kind][1]}" for kind in KINDS if self.kind(kind)]
+        kinds += [count(len(self.duplicates), "duplicate")] if self.duplicates else []
+        kinds += [f"{len(self.too_long)} too long"] if self.too_long else []
+        message = f"kept {len(clean):,} of {count(len(self.rows), 'row')}"
+        if bad:
+            shown = ", ".join(map(str, sorted(bad)[:10])) + (", ..." if len(bad) > 10 else "")
+            message += f"; dropped {len(bad)} ({', '.join(kinds)}): rows {shown}"
+        if self.rows.unreadable:
+            message += f"; left out {count(len(self.rows.unreadable), 'unreadable line')} of {self.rows.name}"
+        return clean, message
+
+
+def validate(rows, tokenizer=None, max_length: int | None = None) -> Report:
+    """Check rows in the course's shape (anything `load_rows` reads, or `to_question_answer`'s output).
+
+    With a tokenizer, each good row is rendered with its chat template exactly as TRL's SFTTrainer tokenizes
+    it; rows longer than max_length tokens are reported, with advice capped at what the model takes.
     """
     rows = rows if isinstance(rows, Rows) else load_rows(rows)
     columns = columns_of(rows)
-    missing = [c for c in ("question", "answer") if c not in columns]
-    if missing:
+    if not ({"question", "answer", "messages"} & set(columns)) and not rows.problems:
         try:
             hint = f" They look like the {detect_shape(rows)!r} shape: call to_question_answer(rows) first."
         except ValueError as error:
             hint = f" ({error})"
-        return Report(rows, columns, missing_columns=missing, shape_hint=hint)
-    report = Report(rows, columns, max_length=max_length)
-    first_seen: dict[tuple[str, str], int] = {}
+        return Report(rows, columns, missing_columns=["question", "answer"], shape_hint=hint)
+    limit = getattr(tokenizer, "model_max_length", None)
+    report = Report(rows, columns, max_length=max_length, model_limit=limit if limit and limit < UNKNOWN_LIMIT else None)
+    first_seen: dict[tuple, int] = {}
+    conversations: dict[int, list[dict]] = {}
     for i, row in enumerate(rows):
-        why = rows.problems.get(i) or field_problem(row.get("question"), "question") \
-            or field_problem(row.get("answer"), "answer")
-        if why:
-            report.bad_fields[i] = why
+        problem = rows.problems.get(i) or row_problem(row)
+        if problem:
+            report.problems[i] = problem
             continue
-        key = (row["question"], row["answer"])
+        conversations[i] = messages_of(row)
+        key = tuple((turn["role"], turn["content"]) for turn in conversations[i])
         if key in first_seen:
             report.duplicates[i] = first_seen[key]
         else:
             first_seen[key] = i
     if tokenizer is not None:
-        good = [i for i in range(len(rows)) if i not in report.bad_fields]
-        lengths = token_lengths(tokenizer, [to_messages(rows[i])["messages"] for i in good])
-        report.longest = max(lengths, default=0)
-        if max_length:
-            report.too_long = {i: n for i, n in zip(good, lengths) if n > max_length}
+        report.lengths = dict(zip(conversations, token_lengths(tokenizer, list(conversations.values()))))
+        report.measured = True
     return report
 
 
@@ -366,8 +417,19 @@ def token_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
     if not tokenizer.chat_template:
         raise ValueError("the tokenizer has no chat template; set tokenizer.chat_template = "
                          "course_lib.ernie.TRAINING_CHAT_TEMPLATE first")
-    lengths = []
-    for start in range(0, len(conversations), 256):  # in batches: fast, and memory stays flat
-        encoded = tokenizer.apply_chat_template(conversations[start:start + 256], tokenize=True, return_dict=True)
-        lengths += [len(ids) for ids in encoded["input_ids"]]
-    return lengths
+    # Measuring a row longer than the model takes is not running it: keep transformers' "Token indices sequence
+    # length is longer than the specified maximum" out of the report, for this call only.
+    key = "sequence-length-is-longer-than-the-specified-maximum"
+    warned = tokenizer.deprecation_warnings.get(key)
+    tokenizer.deprecation_warnings[key] = True
+    try:
+        lengths = []
+        for start in range(0, len(conversations), 256):  # in batches: fast, and memory stays flat
+            encoded = tokenizer.apply_chat_template(conversations[start:start + 256], tokenize=True, return_dict=True)
+            lengths += [len(ids) for ids in encoded["input_ids"]]
+        return lengths
+    finally:
+        if warned is None:
+            tokenizer.deprecation_warnings.pop(key, None)
+        else:
+            tokenizer.deprecation_warnings[key] = warned

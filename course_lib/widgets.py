@@ -1,8 +1,15 @@
 """Sliders that show, live, what a setting changes. A later cell reads `.value`, so a headless run (CI,
 nbmake) simply takes the default. The sliders set values; the library calls that use them stay in the
-notebook."""
+notebook. Each readout line says which model or run it describes: the model loaded here (offline, the tiny
+stand-in) or the T4 run `course_lib.budget` estimates for the model MODEL_NAME names."""
 
 from __future__ import annotations
+
+import html
+
+DESCRIPTION_WIDTH = "110px"  # the same for every slider, so that their tracks line up under one another
+SLIDER_WIDTH = "560px"
+RANKS = (8, 16, 32, 64)  # the ranks the notebooks advise; the settings' own rank is added when it is another
 
 
 def linear_shapes(model, target_modules) -> list[tuple[str, int, int]]:
@@ -21,40 +28,66 @@ def lora_parameter_count(shapes: list[tuple[str, int, int]], r: int) -> int:
     return sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 
 
-def _with_readout(slider, describe, budget=None):
-    """A box holding `slider` and a line of text that `describe(value)` rewrites whenever it moves; `budget(value)`,
-    when given, adds a second line (the T4 estimate of `course_lib.budget.budget_readout`)."""
+def loaded_model_name(choice) -> str:
+    """What a `models.ModelChoice` loaded, in words: the Hub id, or which offline stand-in."""
+    return {"tiny": "the tiny ERNIE-4.5 stand-in (offline)",
+            "random-0.3b": "ERNIE-4.5-0.3B's shape with random weights (offline)"}.get(choice.source, choice.name_or_path)
+
+
+def t4_line(t4_run: dict, current=None, **changes) -> str:
+    """The T4 estimate of `budget.budget_readout` for the run `t4_run` (its keywords) with `changes`, saying
+    which model it is for."""
+    from course_lib.budget import budget_readout, shape_of
+
+    run = {**t4_run, **changes}
+    return (f"<b>T4 run of {html.escape(shape_of(run['model']).label)}</b> (MODEL_NAME): "
+            + budget_readout(current=current, **run))
+
+
+def number(value) -> str:
+    """A number that never wraps in the middle: 1,234,567."""
+    return f"<b style='white-space: nowrap'>{value}</b>"
+
+
+def _with_readout(slider, describe):
+    """A box holding `slider` and the lines `describe(value)` returns, rewritten whenever it moves."""
     import ipywidgets as widgets
 
     def text(value):
-        return describe(value) if budget is None else f"{describe(value)}<br>{budget(value)}"
+        return "".join(f"<div>{line}</div>" for line in describe(value))
 
     class SliderWithReadout(widgets.VBox):
         @property
         def value(self):
             return slider.value
 
-    readout = widgets.HTML(text(slider.value))
+    slider.style.description_width = DESCRIPTION_WIDTH
+    slider.layout = widgets.Layout(width=SLIDER_WIDTH)
+    readout = widgets.HTML(text(slider.value), layout=widgets.Layout(margin=f"0 0 12px {DESCRIPTION_WIDTH}"))
     slider.observe(lambda change: setattr(readout, "value", text(change["new"])), names="value")
     box = SliderWithReadout([slider, readout])
     box.slider, box.readout = slider, readout
     return box
 
 
-def rank_slider(shapes, total_parameters: int, value: int = 16, budget=None):
-    """LoRA rank r, with the trainable parameters it gives and their share of the model."""
+def rank_slider(shapes, total_parameters: int, value: int, lora_alpha: int, loaded, t4_run: dict | None = None,
+                current=None):
+    """LoRA rank r, with the lora_alpha the next cell derives from it (the settings' ratio: lora_alpha * r / value),
+    the trainable parameters of the `loaded` model (a `models.ModelChoice`) at that rank, and, with `t4_run`
+    (`budget.estimate`'s keywords), the T4 estimate of that run at that rank."""
     import ipywidgets as widgets
 
     def describe(r):
         trainable = lora_parameter_count(shapes, r)
-        return (f"r = {r}: <b>{trainable:,}</b> trainable parameters in {len(shapes)} layers = "
-                f"<b>{100 * trainable / total_parameters:.2f}%</b> of the model's {total_parameters:,}; "
-                f"lora_alpha = 2r = {2 * r}")
+        lines = [f"lora_alpha = LORA_ALPHA x r / LORA_R = {lora_alpha} x {r} / {value} = {number(lora_alpha * r // value)}",
+                 f"<b>Loaded model</b>, {html.escape(loaded_model_name(loaded))}: {number(f'{trainable:,}')} trainable "
+                 f"parameters in {len(shapes)} layers = {number(f'{100 * trainable / total_parameters:.2f}%')} of its "
+                 f"{number(f'{total_parameters:,}')}"]
+        return lines + ([t4_line(t4_run, current, r=r)] if t4_run else [])
 
-    # Powers of two, plus the settings' own rank if it is none (LORA_R = 12 must not break the cell).
-    options = sorted({1, 2, 4, 8, 16, 32, 64, 128, value})
-    slider = widgets.SelectionSlider(options=options, value=value, description="LoRA r")
-    return _with_readout(slider, describe, budget)
+    options = sorted({*RANKS, value})  # LORA_R = 12 must not break the cell
+    slider = widgets.SelectionSlider(options=options, value=value, description="LoRA rank r")
+    return _with_readout(slider, describe)
 
 
 def learning_rate_slider(value: float = 2e-4):
@@ -68,7 +101,7 @@ def learning_rate_slider(value: float = 2e-4):
             advice = "low for LoRA: the loss will fall slowly"
         else:
             advice = "the usual LoRA range (1e-4 to 5e-4 is typical)"
-        return f"learning rate = {lr:.1e}: {advice}"
+        return [f"learning rate = {number(f'{lr:.1e}')}: {advice}"]
 
     slider = widgets.FloatLogSlider(value=value, base=10, min=-6, max=-2, step=0.1, description="learning rate",
                                     readout_format=".1e")
@@ -76,25 +109,36 @@ def learning_rate_slider(value: float = 2e-4):
 
 
 def steps_slider(value: int, batch_size: int, accumulation: int, gpus: int, tokens_per_example: float,
-                 dataset_rows: int, examples_per_row: float = 1.0, max_steps: int = 1000, budget=None):
-    """Optimizer steps, with the effective batch and the examples, epochs and tokens they add up to.
+                 dataset_rows: int, examples_per_row: float = 1.0, max_steps: int = 1000,
+                 t4_run: dict | None = None, current=None):
+    """Optimizer steps, with the effective batch and the examples, epochs and tokens they add up to here, and,
+    with `t4_run` (`budget.estimate`'s keywords), the same count for that T4 run and its estimate.
 
     `gpus` counts the devices that each take `batch_size` rows per step (1 on a CPU); with packing, a row
-    holds `examples_per_row` examples (max_length / tokens per example), without it exactly one."""
+    holds `examples_per_row` examples (max_length / tokens per example), without it exactly one. Here and on
+    the T4 are counted alike, each with its own packing: Unsloth's CPU backend turns packing off."""
     import math
 
     import ipywidgets as widgets
 
     effective = batch_size * accumulation * gpus
-    steps_per_epoch = math.ceil(dataset_rows / (effective * examples_per_row))
+
+    def epochs(steps, per_row, per_step):
+        examples = round(steps * per_step * per_row)
+        packed = f"packed rows of about {per_row:.1f} examples" if per_row > 1 else "rows of 1 example (unpacked)"
+        return (f"{per_step} {packed}; one epoch of {dataset_rows:,} examples = "
+                f"{number(math.ceil(dataset_rows / (per_step * per_row)))} steps; {steps} steps = {number(f'{examples:,}')} examples = {number(f'{examples / dataset_rows:.2f}')} "
+                f"epochs = about {number(f'{examples * tokens_per_example:,.0f}')} tokens")
 
     def describe(steps):
-        examples = round(steps * effective * examples_per_row)
-        packed = f" rows of about {examples_per_row:.0f} packed examples" if examples_per_row > 1 else ""
-        return (f"effective batch = {batch_size} per device x {accumulation} accumulation x {gpus} device(s) = "
-                f"<b>{effective}</b>{packed}; one epoch of {dataset_rows:,} examples = {steps_per_epoch} steps; "
-                f"{steps} steps = {examples:,} examples = <b>{examples / dataset_rows:.2f} epochs</b> = "
-                f"about {examples * tokens_per_example:,.0f} tokens")
+        lines = [f"<b>Here</b> ({gpus} device(s), {batch_size} x {accumulation} accumulation a step): "
+                 + epochs(steps, examples_per_row, effective)]
+        if t4_run:
+            t4_per_row = t4_run["max_length"] / t4_run["example_tokens"] if t4_run["packing"] else 1
+            t4_batch = t4_run["batch"] * t4_run.get("accumulation", 1)
+            lines += [f"<b>On a T4</b> (1 device, packing {'on' if t4_run['packing'] else 'off'}): "
+                      + epochs(steps, t4_per_row, t4_batch), t4_line(t4_run, current, steps=steps)]
+        return lines
 
     slider = widgets.IntSlider(value=value, min=1, max=max(max_steps, value), step=1, description="max steps")
-    return _with_readout(slider, describe, budget)
+    return _with_readout(slider, describe)

@@ -16,7 +16,8 @@ notebook it writes has, in the English order:
     (the English diff is printed when git history has the older text).
 Translate the flagged cells and delete their marker line; `--check` passes when nothing would change and no
 marker is left. The .py is written in jupytext's percent format with the English header, and its paired
-.ipynb regenerated from it (no outputs; cell ids kept where a cell did not change, to keep diffs small).
+.ipynb regenerated from it with the English .ipynb's metadata (no outputs; cell ids kept where a cell did not
+change, to keep diffs small).
 """
 
 from __future__ import annotations
@@ -253,15 +254,17 @@ def sync_notebook(english_path: Path, edition_path: Path, edition_name: str):
             kind = "code" if is_code(cell) else "translated text"
             notes.append(Note(j + 1, f"removed: {kind} with no English counterpart any more", cell.source,
                               before=True))
-    synced = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(english.metadata))
+    # The .ipynb's metadata, which holds what JupyterLab writes there (language_info) beside the .py's header.
+    english_ipynb = english_path.with_suffix(".ipynb")
+    metadata = nbformat.read(english_ipynb, as_version=4).metadata if english_ipynb.exists() else english.metadata
+    synced = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(metadata))
     return synced, notes
 
 
 def py_text(notebook) -> str:
-    """The percent-format .py with the English files' header: jupytext's version lines left out, as there
-    (they would change with every jupytext upgrade)."""
-    text = jupytext.writes(notebook, fmt="py:percent")
-    return re.sub(r"^#\s+(format_version|jupytext_version): .*\n", "", text, count=2, flags=re.MULTILINE)
+    """The percent-format .py exactly as jupytext writes it, header included: what JupyterLab saves when the
+    notebook is opened there, so that opening it leaves `git status` clean."""
+    return jupytext.writes(notebook, fmt="py:percent")
 
 
 def keep_ids(notebook, ipynb: Path) -> None:

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -72,7 +74,7 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True: the blocks' Linear weights in 4 bits (QLoRA); section 10 counts what it saves
 LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
 LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
@@ -156,21 +158,18 @@ print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.mat
 # %% [markdown]
 # ## 5 · Choose the rank
 #
-# Move the slider: the line under it counts what LoRA would train at that rank, over every layer named in
-# `TARGET_MODULES`, and the next line estimates what notebook 4's training would need on a T4 at that rank
+# Move the slider over the ranks worth trying, 8 to 64. Under it: the `lora_alpha` the next cell will use at that
+# rank; what LoRA would train on the model loaded here, over every layer named in `TARGET_MODULES` (offline, the
+# tiny stand-in); and what notebook 4's training of the model `MODEL_NAME` names would need on a T4 at that rank
 # (peak GPU memory and time, from measurements on an H200 scaled to a T4: an estimate, not a T4 measurement).
 # (Run headless, the slider keeps its default, `LORA_R`.)
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown]
@@ -214,7 +213,9 @@ print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} 
 # only 128 wide, so the same r is a far larger share of it.)
 
 # %%
-shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+# PEFT's rule: every Linear layer whose name ends in one of TARGET_MODULES gets an adapter.
+shapes = [(name, module.in_features, module.out_features) for name, module in model.named_modules()
+          if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES]
 hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 print(f"{len(shapes)} layers match; first: {shapes[0]}")
 print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
@@ -321,6 +322,40 @@ with torch.no_grad():
 print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
 
 # %% [markdown]
+# ## 10 · The original tutorial's claims, measured
+#
+# The tutorial this course grew from makes six promises. Here is each against what was measured, and where.
+# The three about parameters are computed live below, on ERNIE-4.5-0.3B's published shape (built on PyTorch's
+# `meta` device: the shapes without the weights, so it costs no memory and works offline too).
+#
+# | the tutorial says | measured | where |
+# |---|---|---|
+# | Unsloth trains "2x faster" | 2.55x plain transformers + PEFT in 16-bit (7,241 vs 2,843 tokens/s), 1.67x in 4-bit (6,728 vs 4,026) | `bench/RESULTS.md`, one H200, 0.3B shape, batch 8 |
+# | "60% less memory" | not at 0.3B: 1.33 GiB with Unsloth vs 1.11 without (16-bit); the saving is reported on 1-34B models with long inputs, where activations dominate (HF's Unsloth benchmark: 23-66% on an A100) | `bench/RESULTS.md`; huggingface.co/blog/unsloth-trl |
+# | LoRA trains "0.1% of the parameters" | the share at r = 16 on all seven projections: below | live |
+# | 4-bit "quarters the model" | less: the embeddings (shared with the output head) stay 16-bit: below | live |
+# | "a 24 GB card runs 70B in 4-bit" | 70B x 0.5 bytes is 35 GB of weights alone: below | arithmetic |
+# | packing is "2-5x faster" | 6.5x at batch 8 (7,241 -> 47,362 tokens/s); the tutorial's own packed setting: 26,782 | `bench/RESULTS.md`, one H200 |
+
+# %%
+from transformers import Ernie4_5ForCausalLM
+
+from course_lib.tiny_ernie import ernie_config
+
+with torch.device("meta"):  # shapes only: no memory, no download
+    published = Ernie4_5ForCausalLM(ernie_config("0.3b", vocab_size=0))
+n_published = sum(p.numel() for p in published.parameters())
+lora_published = sum(LORA_R * (m.in_features + m.out_features) for name, m in published.named_modules()
+                     if isinstance(m, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"LoRA r = {LORA_R}: {lora_published:,} of ERNIE-4.5-0.3B's {n_published:,} parameters = "
+      f"{100 * lora_published / n_published:.2f}% (the loaded model here: {100 * trainable / n_parameters:.2f}%)")
+in_blocks = sum(m.weight.numel() for m in published.model.layers.modules() if isinstance(m, torch.nn.Linear))
+four_bit = 2 * (n_published - in_blocks) + in_blocks * (0.5 + 1 / 64)  # 4 bits + a scale per 64 weights
+print(f"4-bit: {four_bit / 2**30:.2f} GiB against {2 * n_published / 2**30:.2f} GiB in 16-bit = "
+      f"{four_bit / (2 * n_published):.0%} of it, not 25%: {n_published - in_blocks:,} parameters stay 16-bit")
+print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) of weights, before any activation")
+
+# %% [markdown]
 # ## Summary
 #
 # - Full fine-tuning trains every parameter at about 16 bytes each with AdamW; LoRA trains only small
@@ -332,7 +367,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 #   (`alpha / sqrt(r)`) is the other fix.
 # - `B` starts at zero, so the model's output is unchanged until training moves it.
 #
-# Next: notebook 3 turns word problems into ERNIE's chat format, ready to train on.
+# Next: [notebook 3](03_data_formatting.ipynb) turns word problems into ERNIE's chat format, ready to train on.
 #
 # ## Exercises
 #
@@ -345,11 +380,19 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Each solution loads a fresh copy of the base model and adds its own adapters, so the notebook's `model`
 # keeps the ones section 7 added.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -363,8 +406,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -376,8 +420,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -16,7 +18,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/04_training.ipynb)
 #
-# **You will learn** to score the base model on held-out questions, add LoRA adapters, set up TRL's
+# **You will learn** to score the model on held-out questions before training, add LoRA adapters, set up TRL's
 # `SFTConfig` and `SFTTrainer`, check on a real batch that only the answers are trained, read the
 # learning-rate schedule and the loss curve, keep and resume checkpoints, measure what training changed,
 # and save the adapter for notebook 5.
@@ -80,9 +82,9 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 from course_lib.paths import work_dir
 
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT": the base model
 MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
-LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LOAD_IN_4BIT = False  # True: QLoRA, the blocks' Linear weights in 4 bits (the course trains it on a GPU)
 LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
 LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
@@ -112,10 +114,12 @@ ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here;
 # names any impossible value (a rank of 0, a learning rate of 2e4 for 2e-4...) and says what to use.
 
 # %%
-from course_lib.checks import check_training_settings
+from course_lib.checks import check_training_settings, stop_if
 
-print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
-                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+stop_if(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                                lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH), "in the settings cell")
+print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LORA_R:g}), learning rate "
+      f"{LEARNING_RATE:.1e}, {MAX_STEPS} steps of {BATCH_SIZE} x {GRAD_ACCUMULATION} rows")
 
 # %% [markdown]
 # ## 4 · Load the model
@@ -133,7 +137,7 @@ print("before:", env.memory())
 
 # %%
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    model_name=model_choice.name_or_path,  # on Colab this is MODEL_NAME; offline, the stand-in's folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
     load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
@@ -177,15 +181,7 @@ tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown]
-# Check that the template writes ERNIE's markers and marks exactly the answer for training:
-
-# %%
-from course_lib.checks import check_chat_template
-
-print(check_chat_template(tokenizer))
-
-# %% [markdown]
-# ## 6 · Before training: score the base model
+# ## 6 · Before training: score the model
 #
 # To know what training changed, measure first, on questions the model has not trained on. A held-out
 # question that repeats a training question, word for word or reworded with the same numbers, would measure
@@ -200,6 +196,22 @@ print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of t
       f"{len(heldout)} held-out questions left")
 
 # %% [markdown]
+# First one question, with the calls written out: this is what `evaluate` does for each. The prompt is the
+# question in ERNIE's chat format, ending at `Assistant:` (notebook 3 showed why without the last space);
+# greedy decoding (`do_sample=False`) makes the answer repeatable; it stops at either of ERNIE's end markers.
+
+# %%
+from course_lib.chat_format import generation_prompt
+from course_lib.evaluation import stop_token_ids
+
+FastLanguageModel.for_inference(model)
+prompt = generation_prompt(tokenizer, [{"role": "user", "content": heldout[0]["question"]}])
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                        eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+# %% [markdown]
 # `evaluate` asks the first `N_EVAL` of them in the chat format, generates greedily (repeatable), and
 # measures two things apart: did the answer *stop* where training teaches it to, at `<|end_of_sentence|>`
 # within `MAX_NEW_TOKENS` (the summary also counts the answers that ended at `</s>`, the end of text, or ran
@@ -211,12 +223,15 @@ print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of t
 # %%
 from course_lib.evaluation import evaluate
 
-FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
 # %% [markdown]
-# What does the model write before training? Read one answer: does it work in steps, end on a number, stop?
+# What does it write? ERNIE-4.5-0.3B-PT is a chat model, so it answers in the chat format; what training
+# changes is the content and the shape: the data set's worked steps, ending `The answer is N.` (With
+# `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`, the base model, which its card says "only supports text
+# completion", starts further away, and the before/after difference is larger.) Offline, the stand-in
+# imitates the chat model. Read one answer: does it work in steps, end on a number, stop?
 
 # %%
 print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
@@ -250,16 +265,16 @@ print(f"{trainable:,} trainable of {total:,} parameters = {100 * trainable / tot
 # ## 8 · How much to train
 #
 # Two numbers matter most for a first run: the learning rate, and the number of optimizer steps. Move the
-# sliders: the readouts say what each value usually means, what the steps add up to in examples, epochs
-# and tokens (measured on the training data), and what the run would need on a T4: peak GPU memory and time,
-# estimated from H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit.
-# Headless runs keep the settings' values.
+# sliders: the readouts say what each value usually means; what the steps add up to in examples, epochs and
+# tokens (measured on the training data), counted here and for the same run on a T4, each with its own packing
+# (Unsloth's CPU backend turns it off); and what the T4 run would need: peak GPU memory and time, estimated from
+# H200 measurements (`course_lib/budget.py`), with a warning before a setting will not fit. Headless runs keep
+# the settings' values.
 
 # %%
 import torch
 from IPython.display import display
 
-from course_lib.budget import budget_readout
 from course_lib.widgets import learning_rate_slider, steps_slider
 
 gpus = max(1, torch.cuda.device_count())  # devices that each take BATCH_SIZE rows per step (1 on a CPU)
@@ -268,12 +283,11 @@ lengths = [len(ids) for ids in tokenizer.apply_chat_template(list(sample["messag
 tokens_per_example = sum(lengths) / len(lengths)  # measured on the first 500 rows
 packs = PACKING and card is not None  # Unsloth's CPU backend turns packing off
 examples_per_row = MAX_LENGTH / tokens_per_example if packs else 1  # a packed row holds several examples
+t4_run = dict(model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
+              accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT, example_tokens=tokens_per_example)
 lr_slider = learning_rate_slider(LEARNING_RATE)
 step_slider = steps_slider(MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION, gpus, tokens_per_example, len(train),
-                           examples_per_row, budget=lambda steps: budget_readout(
-                               model=MODEL_NAME, r=LORA_R, batch=BATCH_SIZE, max_length=MAX_LENGTH, packing=PACKING,
-                               steps=steps, accumulation=GRAD_ACCUMULATION, load_in_4bit=LOAD_IN_4BIT,
-                               example_tokens=tokens_per_example, current=card))
+                           examples_per_row, t4_run=t4_run, current=card)
 display(lr_slider, step_slider)
 
 # %% [markdown]
@@ -344,23 +358,41 @@ trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=trai
                      args=training_args)
 
 # %% [markdown]
-# Unsloth checks these settings against the machine. On a CPU it rewrites what cannot run there (the
-# 8-bit optimizer needs a GPU, so it switches to `adamw_torch_fused`) and prints a line saying so, above.
-# On a GPU, `adamw_8bit` runs as asked. This is what the trainer will really use:
+# **Unsloth may change these settings.** Its CPU backend rewrites what the processor cannot run, and says so
+# above: the 8-bit optimizer needs a GPU (it becomes `adamw_torch_fused`), packing needs FlashAttention (it is
+# turned off), and `bf16=True` becomes `False` on a processor without bf16 instructions. On a GPU they run as
+# asked. Compare what you asked for with what the trainer will really use:
 
 # %%
-args = trainer.args
-print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
-print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+asked = {"optim": "adamw_8bit", "packing": PACKING, "bf16": precision.bf16, "fp16": precision.fp16}
+for name, value in asked.items():
+    used = getattr(trainer.args, name)
+    used = getattr(used, "value", used)  # optim is an enum
+    print(f"{name:<8} asked {value!s:<12} used {used!s:<20}{'' if used == value else '<- changed by Unsloth'}")
+print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized: {trainer.train_dataset.column_names}")
 
 # %% [markdown]
-# Before spending GPU time, ask the doctor about this trainer: its precision against the GPU and the model,
-# the chat template's markers, and the labels of one real batch.
+# **Old tutorials, new TRL.** Many tutorials (the one this course grew from too) pass these to the trainer;
+# TRL 1.x moved or renamed them:
+#
+# | old tutorials write | TRL 1.x wants |
+# |---|---|
+# | `SFTTrainer(tokenizer=tokenizer)` | `SFTTrainer(processing_class=tokenizer)` |
+# | `SFTTrainer(dataset_text_field="text")` | `SFTConfig(dataset_text_field="text")` |
+# | `SFTTrainer(max_seq_length=2048)` | `SFTConfig(max_length=2048)` |
+# | `SFTTrainer(packing=True)` | `SFTConfig(packing=True)` |
+# | `SFTConfig(max_seq_length=2048)`, `evaluation_strategy=` | `SFTConfig(max_length=2048)`, `eval_strategy=` |
+#
+# TRL's own `SFTTrainer` refuses the old names with `TypeError: ... unexpected keyword argument`. Unsloth's
+# wrapper, which `import unsloth` puts in its place, still accepts the first four and moves them where they
+# belong, so old code may run here and fail elsewhere. `SFTConfig` refuses its old names even under Unsloth:
 
 # %%
-from course_lib.doctor import doctor
-
-problems = doctor(trainer=trainer)
+for old in ("max_seq_length", "evaluation_strategy"):
+    try:
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+    except TypeError as error:
+        print(f"{type(error).__name__}: {error}")
 
 # %% [markdown]
 # ## 10 · What the loss sees: one real batch
@@ -376,7 +408,6 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.ernie import IGNORE_INDEX
 from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
@@ -384,23 +415,24 @@ for trained, ids in label_runs(input_ids, labels):
     print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
 
 # %% [markdown]
-# The same count over the whole batch (padding, where there is any, is masked too):
+# The same count over the whole batch. Padding, where there is any, is left out: it is neither trained nor a
+# real token.
 
 # %%
-n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
-print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
-      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+from course_lib.checks import label_counts
+
+print(label_counts(batch))
 
 # %% [markdown]
-# A guard before the long part: stop if the loss would see no token (a broken mask trains nothing, and the loss
-# reads 0 as if all were well) or every token (the questions too). Over the whole tokenized dataset it also
-# shows how many rows TRL kept: it drops, without a warning, rows whose question alone fills `MAX_LENGTH`.
+# One guard before the long part: stop if the chat template marks the wrong tokens, or if the loss would see no
+# token (a broken mask trains nothing, and the loss reads 0 as if all were well) or every token (the questions
+# too). TRL also drops, without a warning, rows whose question alone fills `MAX_LENGTH`: count what it kept.
 
 # %%
-from course_lib.checks import check_labels
+from course_lib.checks import check_chat_template, check_labels
 
-print("this batch:", check_labels(batch))
-print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
+stop_if(check_chat_template(tokenizer) + check_labels(trainer.train_dataset), "before training")
+print(f"template and labels OK; TRL kept {len(trainer.train_dataset):,} of {len(train):,} rows")
 
 # %% [markdown]
 # ## 11 · The learning-rate schedule
@@ -425,17 +457,28 @@ figure = plot_schedule(planned, warmup)
 # `trainer.train()` runs the loop: batch, forward, loss, backward, optimizer step, schedule step, log, and
 # a checkpoint every `SAVE_STEPS`. With `RESUME_FROM_CHECKPOINT = True` it first reloads the newest
 # checkpoint in `CHECKPOINT_DIR`. On a GPU, Unsloth first prints a banner with the number of examples, the
-# total steps and the total batch size (section 8's effective batch). Watch the memory: LoRA trains a small
-# fraction of the weights, so it grows by little more than the activations.
+# total steps and the total batch size (section 8's effective batch). On a GPU, compare the peak before and
+# after: LoRA trains a small fraction of the weights, so the peak grows by little more than the activations.
+# On a CPU the figure is the whole process's RAM, and the tiny stand-in's training barely moves it.
 
 # %%
 print("before:", env.memory())
 
+# %% [markdown]
+# If this cell fails, the doctor reads the error and the trainer and says what to change (out of memory, an old
+# TRL argument, the chat template, bf16 on a T4), then the error is raised as usual.
+
 # %%
 import time
 
+from course_lib.doctor import doctor
+
 start = time.perf_counter()
-trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+try:
+    trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+except Exception as error:
+    doctor(error=error, trainer=trainer)
+    raise
 seconds = time.perf_counter() - start
 print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
       f"on {card.name if card else 'the CPU'}")
@@ -499,8 +542,10 @@ figure = plot_loss(trainer.state.log_history)
 # %% [markdown]
 # How to read a loss curve:
 #
-# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise (each batch is different).
-# - **Spikes, or a rise that does not come back:** the learning rate is too high; lower it, or warm up longer.
+# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise: each batch holds other
+#   examples, some harder than others, so a rise over a few steps (during warm-up too) is not by itself a sign
+#   of trouble. Compare means over several steps, as the cell below does.
+# - **Spikes, or a rise that lasts many steps:** the learning rate is too high; lower it, or warm up longer.
 # - **Flat from the start:** the learning rate is too low, or nothing is being trained (check the masked labels
 #   in section 10).
 # - **Close to 0 quickly:** the model is memorising the training rows; too many epochs for too little data.
@@ -585,16 +630,34 @@ print(side_by_side(before, after, n=3))
 #
 # `save_pretrained` on a LoRA model writes only the adapters and their configuration, not the base model:
 # for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB.
-# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`.
-# A save that dies halfway must not leave a folder that looks like an adapter: `atomic_folder` writes into a
-# temporary folder beside it, which becomes `ADAPTER_DIR` only once both saves have finished.
+# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`. Most
+# tutorials write just this:
+#
+# ```python
+# model.save_pretrained(ADAPTER_DIR)  # adapter_model.safetensors + adapter_config.json
+# tokenizer.save_pretrained(ADAPTER_DIR)  # the tokenizer and its chat template
+# ```
+#
+# The cell below does the same, more safely. A save that dies halfway must not leave a folder that looks like
+# an adapter: `atomic_folder` writes into a temporary folder beside it, which becomes `ADAPTER_DIR` only once
+# every save has finished.
+#
+# First `use_saving_format` fixes what the saved copy carries. ERNIE's published generation config stops only
+# at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat template
+# becomes ERNIE's official one (same text; `{% generation %}` is for TRL only, and llama.cpp and servers refuse
+# it). `save_vocabulary` keeps `tokenizer.model`, which transformers 5 no longer writes and GGUF conversion needs.
 
 # %%
+from course_lib.chat_format import use_saving_format
 from course_lib.saving import atomic_folder
 
-with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+print(use_saving_format(model, tokenizer))
+needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
+with atomic_folder(ADAPTER_DIR, required=needed) as staging:
     model.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)
+    tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
@@ -609,8 +672,10 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - The schedule is `get_scheduler` on the trainer's arguments; the logged rates match it step for step.
 # - A healthy loss falls, then flattens. Checkpoints let you resume; keep them on Drive on Colab.
 # - `model.save_pretrained` saves only the adapter: tens of megabytes, not the whole model.
+# - To copy this into a project of your own: [examples/finetune_ernie.py](../../examples/finetune_ernie.py) is
+#   the same pipeline (load, LoRA, format, train, merge, save) in one plain file, without `course_lib`.
 #
-# Next: notebook 5 loads the adapter, merges it into the model and saves the result.
+# Next: [notebook 5](05_merge_and_save.ipynb) loads the adapter, merges it into the model and saves the result.
 #
 # ## Exercises
 #
@@ -626,6 +691,9 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
 #
+# Run All skips them: each prints one line instead, until you set `SHOW_SOLUTIONS = True` in the cell below
+# and run it. Then run the solution you want (its output is folded too: click to unfold it).
+#
 # Solution 1 defines `train_fresh`, which solutions 2 and 4 reuse: it trains a new adapter on a fresh copy of
 # the base model with section 9's settings except the ones it is given, and leaves `model` and `trainer` as
 # they are. On a GPU the runs are as long as the notebook's and are scored like section 15. On a CPU they stop
@@ -633,8 +701,13 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # losses still compare fairly: every run sees the same batches in the same order, and within a first epoch each
 # step's loss is measured on a batch the model has not trained on yet.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+# %%solution
 import dataclasses
 
 from transformers import TrainerCallback
@@ -680,8 +753,9 @@ if card:
     high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
     print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+# %%solution
 n_base = total - trainable
 print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
 print(f"{LORA_R:>4}  {trainable:>9,}  {100 * trainable / n_base:>17.1f}%  "
@@ -695,8 +769,9 @@ for rank in (4, 64):
                                        max_new_tokens=MAX_NEW_TOKENS).summary())
 # The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+# %%solution
 from trl import pack_dataset
 
 every_example = tokenizer.apply_chat_template(list(train["messages"]))["input_ids"]
@@ -715,8 +790,9 @@ else:
     print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
           f"{not PACKING} and run all cells to time the other way.")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 4: ten problems of your own { display-mode: "form" }
+# %%solution
 from course_lib.data import answers_match
 from course_lib.evaluation import generate_answers
 

@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -64,7 +66,7 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True: the blocks' Linear weights in 4 bits (QLoRA); section 10 counts what it saves
 LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
 LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
@@ -135,21 +137,17 @@ B = torch.randn(fan_out, LORA_R)
 print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.matrix_rank(B @ A)} "
       f"(W's rank: {torch.linalg.matrix_rank(W.float())})")
 
-# %% [markdown] en_hash="468740e585"
+# %% [markdown] en_hash="9dc253868b"
 # ## 5 · 选择秩
 #
-# 拖动滑块：滑块下方那一行会算出在这个秩下 LoRA 要训练多少参数，统计范围是 `TARGET_MODULES` 中列出的每一个层；再下一行估算在这个秩下，notebook 4 的训练在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+# 在值得一试的几个秩（8 到 64）之间拖动滑块。滑块下方依次显示：下一个单元格在这个秩下会用的 `lora_alpha`；在这里加载的模型上（离线时就是那个很小的替身模型），LoRA 在 `TARGET_MODULES` 列出的每一个层上要训练多少参数；以及在这个秩下，用 notebook 4 的训练方式训练 `MODEL_NAME` 所指的模型时，在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
 
 # %%
-from course_lib.budget import budget_readout
 from course_lib.widgets import linear_shapes, rank_slider
 
-
-def t4_budget(r):  # notebook 4's defaults: 8 packed rows of 1,024 tokens, 60 steps
-    return budget_readout(model=MODEL_NAME, r=r, load_in_4bit=LOAD_IN_4BIT, current=card)
-
-
-r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, budget=t4_budget)
+t4_run = dict(model=MODEL_NAME, load_in_4bit=LOAD_IN_4BIT)  # else notebook 4's defaults: 8 x 1,024 packed, 60 steps
+r_slider = rank_slider(linear_shapes(model, TARGET_MODULES), n_parameters, value=LORA_R, lora_alpha=LORA_ALPHA,
+                       loaded=model_choice, t4_run=t4_run, current=card)
 r_slider
 
 # %% [markdown] en_hash="f2ed0efcc8"
@@ -184,7 +182,9 @@ print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} 
 # 名字以 `TARGET_MODULES` 中某一项结尾的每个 Linear 层，都会得到自己的 A 和 B，所以 LoRA 每层增加 `r × (in + out)` 个参数。在问 PEFT 之前，先自己加总一遍。（在真实的 ERNIE-4.5-0.3B 上，对 18 个块的全部七个投影取 r = 16，一共是 6,045,696 个参数，占模型的 1.7%；小切片只有 128 宽，所以同样的 r 在它里面所占的比例要大得多。）
 
 # %%
-shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+# PEFT's rule: every Linear layer whose name ends in one of TARGET_MODULES gets an adapter.
+shapes = [(name, module.in_features, module.out_features) for name, module in model.named_modules()
+          if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES]
 hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 print(f"{len(shapes)} layers match; first: {shapes[0]}")
 print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
@@ -283,7 +283,39 @@ with torch.no_grad():
     logits_after = model(**inputs).logits
 print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
 
-# %% [markdown] en_hash="9a4b1022a7"
+# %% [markdown] en_hash="5f6acb8336"
+# ## 10 · 原教程的说法，逐条实测
+#
+# 本课程所源自的那篇教程做了六个承诺。下面把每一条和实测结果放在一起，并注明出处。与参数有关的三条在下面实时计算，用的是 ERNIE-4.5-0.3B 公开的形状（建在 PyTorch 的 `meta` 设备上：只有形状、没有权重，所以不占内存，离线也能运行）。
+#
+# | 教程的说法 | 实测 | 出处 |
+# |---|---|---|
+# | Unsloth 训练"快 2 倍" | 16-bit 下是纯 transformers + PEFT 的 2.55 倍（每秒 7,241 对 2,843 个 token），4-bit 下 1.67 倍（6,728 对 4,026） | `bench/RESULTS.md`，一块 H200，0.3B 形状，batch 8 |
+# | "显存少用 60%" | 在 0.3B 上没有：用 Unsloth 1.33 GiB，不用 1.11 GiB（16-bit）；这个节省是在 1-34B 的模型、较长输入上报告的，那时激活值占大头（HF 的 Unsloth 基准：A100 上省 23-66%） | `bench/RESULTS.md`；huggingface.co/blog/unsloth-trl |
+# | LoRA 只训练"0.1% 的参数" | r = 16、七个投影层全部适配时的比例：见下 | 实时计算 |
+# | 4-bit"让模型缩小到四分之一" | 没那么多：嵌入层（与输出头共享）保持 16-bit：见下 | 实时计算 |
+# | "24 GB 的显卡能跑 4-bit 的 70B" | 70B × 0.5 字节，光权重就是 35 GB：见下 | 算术 |
+# | 打包"快 2-5 倍" | batch 8 时 6.5 倍（每秒 7,241 -> 47,362 个 token）；教程自己的打包设置：26,782 | `bench/RESULTS.md`，一块 H200 |
+
+# %%
+from transformers import Ernie4_5ForCausalLM
+
+from course_lib.tiny_ernie import ernie_config
+
+with torch.device("meta"):  # shapes only: no memory, no download
+    published = Ernie4_5ForCausalLM(ernie_config("0.3b", vocab_size=0))
+n_published = sum(p.numel() for p in published.parameters())
+lora_published = sum(LORA_R * (m.in_features + m.out_features) for name, m in published.named_modules()
+                     if isinstance(m, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"LoRA r = {LORA_R}: {lora_published:,} of ERNIE-4.5-0.3B's {n_published:,} parameters = "
+      f"{100 * lora_published / n_published:.2f}% (the loaded model here: {100 * trainable / n_parameters:.2f}%)")
+in_blocks = sum(m.weight.numel() for m in published.model.layers.modules() if isinstance(m, torch.nn.Linear))
+four_bit = 2 * (n_published - in_blocks) + in_blocks * (0.5 + 1 / 64)  # 4 bits + a scale per 64 weights
+print(f"4-bit: {four_bit / 2**30:.2f} GiB against {2 * n_published / 2**30:.2f} GiB in 16-bit = "
+      f"{four_bit / (2 * n_published):.0%} of it, not 25%: {n_published - in_blocks:,} parameters stay 16-bit")
+print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) of weights, before any activation")
+
+# %% [markdown] en_hash="d691d6b350"
 # ## 小结
 #
 # - 全参数微调用 AdamW 训练每一个参数，每个约 16 字节；LoRA 只训练小小的适配器，模型保持冻结，每个参数 2 字节（16-bit）。
@@ -292,7 +324,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # - alpha 固定时，`alpha / r` 会随秩增大而缩小；课程保持 `alpha = 2r`，而 rsLoRA（`alpha / sqrt(r)`）是另一种解决办法。
 # - `B` 从零开始，所以在训练改变它之前，模型的输出保持不变。
 #
-# 下一步：notebook 3 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
+# 下一步：[notebook 3](03_data_formatting.ipynb) 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
 #
 # ## 练习
 #
@@ -300,13 +332,21 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
 # 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？
 
-# %% [markdown] en_hash="c0c3e40d98"
+# %% [markdown] en_hash="457af818a3"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
+#
+# “全部运行”（Run All）会跳过它们：每个答案只打印一行提示，直到你在下面的单元格里设置 `SHOW_SOLUTIONS = True`
+# 并运行它。然后再运行你想看的那个答案（它的输出也是折叠的：点击即可展开）。
 #
 # 每个答案都会重新加载一份基座模型，并添加它自己的适配器，所以 notebook 中的 `model` 保留的仍是第 7 节添加的那些适配器。
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %%
+# %load_ext course_lib.solutions
+SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 1: attention only { display-mode: "form" }
+# %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -320,8 +360,9 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rs_model = FastLanguageModel.get_peft_model(base, r=r, target_modules=TARGET_MODULES, lora_alpha=lora_alpha,
@@ -333,8 +374,9 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: rank 64 { display-mode: "form" }
+# %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
 rank64 = FastLanguageModel.get_peft_model(base, r=64, target_modules=TARGET_MODULES, lora_alpha=128,
