@@ -346,7 +346,8 @@ def test_peft_merge_rounded_once_passes_and_rounded_twice_fails(lora_model, tmp_
     once = {name: tensor.to(dtype) for name, tensor in merged.state_dict().items() if name != "lm_head.weight"}
     twice = {name: merged.state_dict()[name].to(other).to(dtype) for name in once}
     model.save_pretrained(tmp_path / "adapter")
-    assert check_merged_weights(once, tmp_path / "adapter", ensure_tiny_ernie("tiny")).passed
+    check = check_merged_weights(once, tmp_path / "adapter", ensure_tiny_ernie("tiny"))
+    assert check.passed and check.worst[2] > 0.9  # some value uses 90% of its bound: no looser one would do
     check = check_merged_weights(twice, tmp_path / "adapter", ensure_tiny_ernie("tiny"))
     assert not check.passed and any("no adapter touches it" in problem for problem in check.problems)
 
