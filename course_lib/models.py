@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from course_lib.ernie import DEFAULT_MODEL
 
 MODEL_ENV = "ERNIE_COURSE_MODEL"
-CHOICES = ("auto", "hub", "tiny", "tiny-moe", "random-0.3b")
+CHOICES = ("auto", "hub", "tiny", "random-0.3b", "tiny-moe")
 
 
 @dataclass(frozen=True)

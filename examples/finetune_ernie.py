@@ -6,6 +6,10 @@ with one {"question": ..., "answer": ...} object per line (or pass --data orca-m
     python finetune_ernie.py --data my_data.jsonl --output my-ernie
     python finetune_ernie.py --model baidu/ERNIE-4.5-21B-A3B-PT --load-in-4bit --data my_data.jsonl
 
+On several GPUs (data parallel: one copy of the model per GPU, each on its own share of every batch):
+
+    accelerate launch --config_file accelerate/ddp.yaml finetune_ernie.py --data my_data.jsonl --output my-ernie
+
 Writes OUTPUT/lora-adapter (small; needs the base model to use) and, unless --no-merge,
 OUTPUT/merged-16bit (a standalone model that plain transformers can load).
 """
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset, load_dataset
 from trl import SFTConfig, SFTTrainer
 
@@ -84,13 +89,15 @@ def load_rows(data: str) -> Dataset:
 def main(argv=None):
     args = parse_args(argv)
     precision_name, dtype = precision()
-    print(f"precision: {precision_name}")
+    processes = PartialState(cpu=precision_name == "fp32")  # one per GPU under `accelerate launch`, else one
+    print(f"precision: {precision_name}; process {processes.process_index + 1} of {processes.num_processes}")
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=args.model,
         max_seq_length=args.max_seq_length,
         dtype=dtype,
         load_in_4bit=args.load_in_4bit,
+        device_map={"": processes.local_process_index} if torch.cuda.is_available() else None,  # one GPU each
     )
     tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
     model = FastLanguageModel.get_peft_model(
@@ -130,16 +137,23 @@ def main(argv=None):
             report_to="none",
         ),
     )
+    if trainer.is_world_process_zero():
+        print(f"effective batch: {args.batch_size} per GPU x {args.grad_accumulation} accumulation x "
+              f"{trainer.args.world_size} processes = "
+              f"{args.batch_size * args.grad_accumulation * trainer.args.world_size} sequences per step")
     start = time.perf_counter()
     trainer.train()
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     print(f"trained {args.max_steps} steps in {time.perf_counter() - start:.0f} s; "
           f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 
-    model.save_pretrained(args.output / "lora-adapter")
-    tokenizer.save_pretrained(args.output / "lora-adapter")
+    trainer.save_model(str(args.output / "lora-adapter"))  # every process: FSDP / ZeRO-3 gather shards; one writes
+    if not trainer.is_world_process_zero():
+        return losses
     print(f"adapter: {args.output / 'lora-adapter'}")
-    if not args.no_merge:
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        print("no merge: the weights are sharded across processes; merge the adapter in one process")
+    elif not args.no_merge:
         model.save_pretrained_merged(str(args.output / "merged-16bit"), tokenizer, save_method="merged_16bit")
         print(f"merged model: {args.output / 'merged-16bit'}")
     return losses
