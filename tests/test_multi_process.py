@@ -86,3 +86,28 @@ def test_a_different_effective_batch_is_told_apart(runs):
     """The planted fault: the same data and steps with half the effective batch must exceed the tolerance."""
     two, smaller = runs["two processes, batch 2"], runs["one process, batch 2"]
     assert largest_difference(two, smaller) > 100 * TOLERANCE
+
+
+def launcher_environment(config: str) -> dict:
+    """The environment `accelerate launch --config_file examples/accelerate/CONFIG.yaml` gives each process."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(ROOT / f"examples/accelerate/{config}.yaml"),
+                                               str(ROOT / "examples/finetune_ernie.py")])
+    args, defaults, _ = _validate_launch_command(args)
+    if not args.use_deepspeed:
+        return prepare_multi_gpu_env(args)
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+    return prepare_deepspeed_cmd_env(args)[1]
+
+
+def test_the_sharded_configurations_ask_for_what_their_comments_say():
+    """Static: they were not run sharded here (no GPUs; on a CPU the Trainer does not apply FSDP)."""
+    fsdp = launcher_environment("fsdp_qlora")
+    assert (fsdp["ACCELERATE_USE_FSDP"], fsdp["FSDP_VERSION"], fsdp["FSDP_STATE_DICT_TYPE"]) == (
+        "true", "2", "FULL_STATE_DICT")  # version 2 is what Unsloth's FSDP2 QLoRA path looks for
+    assert set(fsdp["FSDP_TRANSFORMER_CLS_TO_WRAP"].split(",")) == {"Ernie4_5_MoeDecoderLayer", "Ernie4_5DecoderLayer"}
+    zero = launcher_environment("deepspeed_zero3")
+    assert zero["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == "3" and zero["ACCELERATE_DEEPSPEED_ZERO3_INIT"] == "true"
+    assert "ACCELERATE_USE_FSDP" not in launcher_environment("ddp")
