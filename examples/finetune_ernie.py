@@ -6,6 +6,10 @@ with one {"question": ..., "answer": ...} object per line (or pass --data orca-m
     python finetune_ernie.py --data my_data.jsonl --output my-ernie
     python finetune_ernie.py --model baidu/ERNIE-4.5-21B-A3B-PT --load-in-4bit --data my_data.jsonl
 
+On several GPUs (data parallel: one copy of the model per GPU, each on its own share of every batch):
+
+    accelerate launch --config_file accelerate/ddp.yaml finetune_ernie.py --data my_data.jsonl --output my-ernie
+
 Writes OUTPUT/lora-adapter (small; needs the base model to use) and, unless --no-merge,
 OUTPUT/merged-16bit (a standalone model that plain transformers can load). With --serve it then serves
 OUTPUT/merged-16bit with `transformers serve` (OpenAI-compatible API, on 127.0.0.1 only), asks it one question
@@ -29,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset, load_dataset
 from trl import SFTConfig, SFTTrainer
 
@@ -113,13 +118,15 @@ def load_rows(data: str) -> Dataset:
 def main(argv=None):
     args = parse_args(argv)
     precision_name, dtype = precision()
-    print(f"precision: {precision_name}")
+    processes = PartialState(cpu=precision_name == "fp32")  # one per GPU under `accelerate launch`, else one
+    print(f"precision: {precision_name}; process {processes.process_index + 1} of {processes.num_processes}")
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=args.model,
         max_seq_length=args.max_seq_length,
         dtype=dtype,
         load_in_4bit=args.load_in_4bit,
+        device_map={"": processes.local_process_index} if torch.cuda.is_available() else None,  # one GPU each
     )
     tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
     model = FastLanguageModel.get_peft_model(
@@ -159,6 +166,10 @@ def main(argv=None):
             report_to="none",
         ),
     )
+    if trainer.is_world_process_zero():
+        print(f"effective batch: {args.batch_size} per GPU x {args.grad_accumulation} accumulation x "
+              f"{trainer.args.world_size} processes = "
+              f"{args.batch_size * args.grad_accumulation * trainer.args.world_size} sequences per step")
     start = time.perf_counter()
     trainer.train()
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
@@ -170,12 +181,16 @@ def main(argv=None):
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)]
     tokenizer.chat_template = OFFICIAL_CHAT_TEMPLATE
     adapter = args.output / "lora-adapter"
-    model.save_pretrained(adapter)
+    trainer.save_model(str(adapter))  # every process: FSDP / ZeRO-3 gather shards; one writes
+    if not trainer.is_world_process_zero():
+        return losses
     model.generation_config.save_pretrained(adapter)  # PEFT saves only the adapter's weights and config
     tokenizer.save_pretrained(adapter)
     tokenizer.save_vocabulary(adapter)  # tokenizer.model: transformers 5 writes only tokenizer.json; GGUF needs it
     print(f"adapter: {adapter}")
-    if not args.no_merge:
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        print("no merge: the weights are sharded across processes; merge the adapter in one process")
+    elif not args.no_merge:
         merged = args.output / "merged-16bit"
         model.save_pretrained_merged(str(merged), tokenizer, save_method="merged_16bit")
         tokenizer.save_vocabulary(merged)

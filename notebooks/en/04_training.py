@@ -665,6 +665,25 @@ for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
 # %% [markdown]
+# ## 17 · More than one GPU
+#
+# Shown, not run: this notebook uses one GPU. `examples/finetune_ernie.py` runs the same training on several
+# under `accelerate launch`, one process per GPU, each with the whole model and its own share of every batch
+# (data parallel). The effective batch grows with the GPUs, `batch × accumulation × processes`, and the script
+# prints it; keep it equal to one GPU's and the result is the same (`tests/test_multi_process.py` checks that
+# on two CPU processes). On Kaggle's 2 × T4:
+#
+# ```bash
+# accelerate launch --config_file examples/accelerate/ddp.yaml examples/finetune_ernie.py \
+#     --data my_data.jsonl --output my-ernie --batch-size 4 --grad-accumulation 1
+# # effective batch: 4 per GPU x 1 accumulation x 2 processes = 8 sequences per step
+# ```
+#
+# ERNIE-4.5-21B-A3B in 4-bit does not fit one T4 with LoRA on its experts (~15 GiB estimated), so data parallel
+# cannot help there; `examples/accelerate/fsdp_qlora.yaml` shards it over 2-8 GPUs instead (FSDP2). What
+# Unsloth supports on several GPUs, and what was and was not run: [docs/multi_gpu.md](../../docs/multi_gpu.md).
+
+# %% [markdown]
 # ## Summary
 #
 # - Measure before you train: the same held-out questions, scored before and after, show what changed.

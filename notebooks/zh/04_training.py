@@ -560,6 +560,24 @@ with atomic_folder(ADAPTER_DIR, required=needed) as staging:
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
+# %% [markdown] en_hash="7243927f40"
+# ## 17 · 多于一块 GPU
+#
+# 只展示，不运行：本 notebook 只用一块 GPU。`examples/finetune_ernie.py` 可以在 `accelerate launch` 下
+# 用多块 GPU 做同样的训练：每块 GPU 一个进程，各持完整的模型，各算每个批次中自己的那一份（数据并行）。
+# 有效批次随 GPU 数增长，为 `batch × accumulation × processes`，脚本会打印它；让它等于单 GPU 时的值，结果
+# 就相同（`tests/test_multi_process.py` 在两个 CPU 进程上验证这一点）。在 Kaggle 的 2 × T4 上：
+#
+# ```bash
+# accelerate launch --config_file examples/accelerate/ddp.yaml examples/finetune_ernie.py \
+#     --data my_data.jsonl --output my-ernie --batch-size 4 --grad-accumulation 1
+# # effective batch: 4 per GPU x 1 accumulation x 2 processes = 8 sequences per step
+# ```
+#
+# 4-bit 的 ERNIE-4.5-21B-A3B 在专家上加 LoRA 后放不进一块 T4（估计约 15 GiB 显存），所以数据并行帮不上忙；
+# `examples/accelerate/fsdp_qlora.yaml` 改为把它切分到 2-8 块 GPU 上（FSDP2）。Unsloth 目前对多 GPU 的
+# 支持，以及哪些运行过、哪些没有：[docs/multi_gpu.md](../../docs/multi_gpu.md)。
+
 # %% [markdown] en_hash="ec6c7aa51e"
 # ## 小结
 #
