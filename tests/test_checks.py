@@ -161,7 +161,7 @@ def test_a_real_batch_and_dataset_of_the_course_setup_pass(model_and_tokenizer, 
     print(summary)
     n_trained = int((batch["labels"] != -100).sum())
     assert summary.startswith(f"{n_trained:,} of {int(batch['attention_mask'].sum()):,} tokens in 4 examples")
-    assert check_labels(trainer.train_dataset).endswith("16 examples are trained (59%)")
+    assert check_labels(trainer.train_dataset).endswith("16 examples are trained (60%)")
 
 
 def test_training_every_token_is_stopped(model_and_tokenizer, tmp_path):

@@ -362,89 +362,7 @@ print(repr(token) if token else "no Hugging Face token set: only needed to push 
 # section 6 did from the folder.
 
 # %% [markdown]
-# ## Summary
-#
-# What this notebook and notebook 4 left in the work folder:
-
-# %%
-for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Unsloth); more training"),
-                         (MERGED_DIR, "anyone with transformers; the starting point for GGUF, vLLM, the Hub")]:
-    print(f"{str(folder):<45} {human_size(folder_size(folder)):>9}  {audience}")
-
-# %% [markdown]
-# - An adapter is only `lora_A` and `lora_B` plus a config naming its base model: small, and useless
-#   without that base.
-# - `FastLanguageModel.from_pretrained(adapter_folder)` loads the base, then the adapter on top.
-# - `save_pretrained_merged(..., save_method="merged_16bit")` writes `W + B A · alpha / r` as one
-#   standalone 16-bit model that plain `transformers` loads.
-# - Prove a merge before shipping it: the merged model's logits must match base + adapter's within the
-#   rounding of 16-bit numbers (3% of the largest logit in fp32 and fp16, 8% in bf16; 97% same top-1
-#   token), and the bare base must fail.
-# - GGUF (llama.cpp, Ollama) and the Hub start from the merged model; keep tokens out of cells.
-#
-# That is the course: you loaded ERNIE-4.5, added LoRA, formatted data, trained, and shipped a model.
-#
-# ## Exercises
-#
-# 1. Save the adapter again with `model.save_pretrained_merged(str(WORK_DIR / "lora-again"), tokenizer,
-#    save_method="lora")` and list the folder. Is it the same size as notebook 4's? Are the weights the same?
-# 2. Load the merged model with `dtype="bfloat16"` in section 6 and rerun section 7. How much larger is
-#    the difference, and does the proof still pass?
-# 3. Break the merge on purpose: multiply one merged weight by 1.01
-#    (`merged_model.model.layers[0].mlp.down_proj.weight.data *= 1.01`) and rerun section 7's comparison.
-#    Does a 1% change in one matrix pass the tolerance? Reload the model and try 1.1.
-# 4. Answer five more held-out questions with the merged model (change `heldout[0]` in section 6). How many
-#    final answers are right?
-
-# %% [markdown]
-# ### Solutions — try first; each is folded: click to unfold it
-
-# %% jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 1: the adapter, saved again { display-mode: "form" }
-import torch
-from safetensors.torch import load_file
-
-AGAIN_DIR = WORK_DIR / "lora-again"
-model.save_pretrained_merged(str(AGAIN_DIR), tokenizer, save_method="lora")
-print(describe_folder(AGAIN_DIR))
-first, again = (load_file(folder / "adapter_model.safetensors") for folder in (ADAPTER_DIR, AGAIN_DIR))
-same = first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
-print(f"adapter_model.safetensors: notebook 4's {human_size((ADAPTER_DIR / 'adapter_model.safetensors').stat().st_size)}, "
-      f"again {human_size((AGAIN_DIR / 'adapter_model.safetensors').stat().st_size)}; "
-      f"{len(again)} tensors, all equal: {same}")
-
-# %% jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 2: the merged model run in bf16 { display-mode: "form" }
-merged_bf16 = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype="bfloat16", device_map="auto")
-bf16_result = compare_logits(model, merged_bf16, batch["input_ids"], batch["attention_mask"])
-bf16_passed, why = check_agreement(bf16_result, tolerance, MIN_TOP1_AGREEMENT)
-print(f"merged in {merged_model.dtype}: {result['max_abs_diff']:.4f}; in bf16: {bf16_result['max_abs_diff']:.4f} "
-      f"({bf16_result['max_abs_diff'] / result['max_abs_diff']:.1f}x)")
-print(f"bf16 against the {precision.name} tolerance:", "PASS:" if bf16_passed else "FAIL:", why)
-# Both models must compute in the same precision for the proof to measure the merge and not the arithmetic.
-
-# %% jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 3: break the merge on purpose { display-mode: "form" }
-for factor in (1.01, 1.1):
-    # A fresh copy from disk each time, so `merged_model` stays the one that passed.
-    broken = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype=precision.torch_dtype, device_map="auto")
-    broken.model.layers[0].mlp.down_proj.weight.data *= factor
-    broken_passed, why = check_agreement(compare_logits(model, broken, batch["input_ids"], batch["attention_mask"]),
-                                         tolerance, MIN_TOP1_AGREEMENT)
-    print(f"down_proj x {factor}:", "PASS:" if broken_passed else "FAIL:", why)
-
-# %% jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 4: five more held-out questions { display-mode: "form" }
-from course_lib.evaluation import evaluate
-
-five = evaluate(merged_model, merged_tokenizer, heldout.select(range(1, 6)), max_new_tokens=128, progress=False)
-for question, reference, prediction, right in zip(five.questions, five.references, five.predictions, five.correct):
-    print(f"[{'right' if right else 'wrong'}] {question[:60]}...\n   reference: {reference.splitlines()[-1]}   "
-          f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
-print("merged model on held-out questions 2-6:", five.summary())
-
-# %% [markdown]
-# ## GGUF for llama.cpp and Ollama
+# ## 9 · GGUF for llama.cpp and Ollama
 #
 # GGUF is llama.cpp's one-file format, which Ollama and LM Studio also run, on CPUs and laptops. The course
 # converts with llama.cpp's own `convert_hf_to_gguf.py`, which knows ERNIE-4.5, from a pinned source:
@@ -526,3 +444,85 @@ print(modelfile.read_text())
 # transformers' word for word, and stop by themselves (`bench/llama-cpp-check.log`). A chat front-end (Ollama,
 # `llama-server`, `create_chat_completion`) renders the official template, which ends in `Assistant: `; the same
 # log shows what that lone space does to a model fine-tuned as in notebook 4.
+
+# %% [markdown]
+# ## Summary
+#
+# What this notebook and notebook 4 left in the work folder:
+
+# %%
+for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Unsloth); more training"),
+                         (MERGED_DIR, "anyone with transformers; the starting point for GGUF, vLLM, the Hub")]:
+    print(f"{str(folder):<45} {human_size(folder_size(folder)):>9}  {audience}")
+
+# %% [markdown]
+# - An adapter is only `lora_A` and `lora_B` plus a config naming its base model: small, and useless
+#   without that base.
+# - `FastLanguageModel.from_pretrained(adapter_folder)` loads the base, then the adapter on top.
+# - `save_pretrained_merged(..., save_method="merged_16bit")` writes `W + B A · alpha / r` as one
+#   standalone 16-bit model that plain `transformers` loads.
+# - Prove a merge before shipping it: the merged model's logits must match base + adapter's within the
+#   rounding of 16-bit numbers (3% of the largest logit in fp32 and fp16, 8% in bf16; 97% same top-1
+#   token), and the bare base must fail.
+# - GGUF (llama.cpp, Ollama) and the Hub start from the merged model; keep tokens out of cells.
+#
+# That is the course: you loaded ERNIE-4.5, added LoRA, formatted data, trained, and shipped a model.
+#
+# ## Exercises
+#
+# 1. Save the adapter again with `model.save_pretrained_merged(str(WORK_DIR / "lora-again"), tokenizer,
+#    save_method="lora")` and list the folder. Is it the same size as notebook 4's? Are the weights the same?
+# 2. Load the merged model with `dtype="bfloat16"` in section 6 and rerun section 7. How much larger is
+#    the difference, and does the proof still pass?
+# 3. Break the merge on purpose: multiply one merged weight by 1.01
+#    (`merged_model.model.layers[0].mlp.down_proj.weight.data *= 1.01`) and rerun section 7's comparison.
+#    Does a 1% change in one matrix pass the tolerance? Reload the model and try 1.1.
+# 4. Answer five more held-out questions with the merged model (change `heldout[0]` in section 6). How many
+#    final answers are right?
+
+# %% [markdown]
+# ### Solutions — try first; each is folded: click to unfold it
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 1: the adapter, saved again { display-mode: "form" }
+import torch
+from safetensors.torch import load_file
+
+AGAIN_DIR = WORK_DIR / "lora-again"
+model.save_pretrained_merged(str(AGAIN_DIR), tokenizer, save_method="lora")
+print(describe_folder(AGAIN_DIR))
+first, again = (load_file(folder / "adapter_model.safetensors") for folder in (ADAPTER_DIR, AGAIN_DIR))
+same = first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+print(f"adapter_model.safetensors: notebook 4's {human_size((ADAPTER_DIR / 'adapter_model.safetensors').stat().st_size)}, "
+      f"again {human_size((AGAIN_DIR / 'adapter_model.safetensors').stat().st_size)}; "
+      f"{len(again)} tensors, all equal: {same}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 2: the merged model run in bf16 { display-mode: "form" }
+merged_bf16 = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype="bfloat16", device_map="auto")
+bf16_result = compare_logits(model, merged_bf16, batch["input_ids"], batch["attention_mask"])
+bf16_passed, why = check_agreement(bf16_result, tolerance, MIN_TOP1_AGREEMENT)
+print(f"merged in {merged_model.dtype}: {result['max_abs_diff']:.4f}; in bf16: {bf16_result['max_abs_diff']:.4f} "
+      f"({bf16_result['max_abs_diff'] / result['max_abs_diff']:.1f}x)")
+print(f"bf16 against the {precision.name} tolerance:", "PASS:" if bf16_passed else "FAIL:", why)
+# Both models must compute in the same precision for the proof to measure the merge and not the arithmetic.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 3: break the merge on purpose { display-mode: "form" }
+for factor in (1.01, 1.1):
+    # A fresh copy from disk each time, so `merged_model` stays the one that passed.
+    broken = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype=precision.torch_dtype, device_map="auto")
+    broken.model.layers[0].mlp.down_proj.weight.data *= factor
+    broken_passed, why = check_agreement(compare_logits(model, broken, batch["input_ids"], batch["attention_mask"]),
+                                         tolerance, MIN_TOP1_AGREEMENT)
+    print(f"down_proj x {factor}:", "PASS:" if broken_passed else "FAIL:", why)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# @title Solution 4: five more held-out questions { display-mode: "form" }
+from course_lib.evaluation import evaluate
+
+five = evaluate(merged_model, merged_tokenizer, heldout.select(range(1, 6)), max_new_tokens=128, progress=False)
+for question, reference, prediction, right in zip(five.questions, five.references, five.predictions, five.correct):
+    print(f"[{'right' if right else 'wrong'}] {question[:60]}...\n   reference: {reference.splitlines()[-1]}   "
+          f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
+print("merged model on held-out questions 2-6:", five.summary())

@@ -301,6 +301,72 @@ print(repr(token) if token else "no Hugging Face token set: only needed to push 
 #
 # 之后，任何人都可以用 `AutoModelForCausalLM.from_pretrained("your-name/ernie-4.5-0.3b-math")` 加载它，就像第 6 节从文件夹加载那样。
 
+# %% [markdown] en_hash="ebc7e11190"
+# ## 9 · 用于 llama.cpp 和 Ollama 的 GGUF
+#
+# GGUF 是 llama.cpp 的单文件格式，Ollama 和 LM Studio 也用它，在 CPU 和笔记本电脑上运行。课程用 llama.cpp 自己的 `convert_hf_to_gguf.py`（它认识 ERNIE-4.5）来转换，来源版本固定：PyPI 上 llama-cpp-python 的源码包（校验哈希）带着它和它的 `gguf` 库，转换只需要 Python。（Unsloth 的 `save_pretrained_gguf` 运行时会安装系统软件包，并从 GitHub 克隆 llama.cpp，所以课程不调用它。）第一次调用会下载这个包，77 MB。
+
+# %%
+from course_lib.export import fetch_converter
+
+converter = fetch_converter()
+print(f"llama.cpp's converter: {converter / 'convert_hf_to_gguf.py'}")
+
+# %% [markdown] en_hash="ee4974b6e0"
+# 把合并后的文件夹转换两次：`f16` 把每个权重保存为 16 位；`q8_0` 把每 32 个权重一块存成 8 位整数，每块一个缩放系数，大小约为一半，几乎无损。（笔记本电脑上常用的 `q4_k_m` 需要 llama.cpp 编译好的 `llama-quantize`。）`convert_to_gguf` 先运行转换器，再用 llama.cpp 的 `gguf_new_metadata.py` 把 `<|end_of_sentence|>` 标记为一轮对话的结束，这样 llama.cpp 会自己在那里停下（它的文档字符串说明了它还为 transformers 5 保存的文件夹修正了什么）。
+
+# %%
+from course_lib.export import convert_to_gguf
+
+GGUF_DIR = WORK_DIR / "gguf"
+for outtype in ("f16", "q8_0"):
+    converted = convert_to_gguf(MERGED_DIR, GGUF_DIR / f"ernie-{outtype}.gguf", outtype)
+    print(f"{converted['path'].name}: {human_size(converted['bytes'])}, converted in {converted['seconds']:.0f} s")
+print(f"merged model: {human_size(folder_size(MERGED_DIR))} in {MERGED_DIR}")
+
+# %% [markdown] en_hash="2c66930bd4"
+# 转换器写进去的是我们的权重吗？用转换器自己的 `gguf` 库把每个文件读回来，把每个张量和合并模型的 safetensors 比较：`f16` 中每个权重必须等于保存的权重舍入到 16 位的值；`q8_0` 中每个权重最多偏移它所在块的半个量化步长，再加上该块缩放系数的舍入误差，至多为该块最大权重的 0.44%。各个 norm 保持 float32，必须完全相等。
+
+# %%
+from course_lib.export import compare_tensors
+
+for outtype in ("f16", "q8_0"):
+    rows = compare_tensors(GGUF_DIR / f"ernie-{outtype}.gguf", MERGED_DIR)
+    worst = max(rows, key=lambda row: row["max_abs_diff"])
+    print(f"{outtype}: {len(rows)} tensors ({', '.join(sorted({row['type'] for row in rows}))}), largest difference "
+          f"{worst['max_abs_diff']:.1e} in {worst['name']} (allowed {worst['bound']:.1e})")
+    assert all(row["ok"] for row in rows), [row for row in rows if not row["ok"]]
+
+# %% [markdown] en_hash="ddf1f2400f"
+# Ollama 读取一个 `Modelfile`：要加载的 GGUF、用 Go 模板语言写的对话模板（ERNIE 的官方格式，与保存的分词器模板文本相同）、在 ERNIE 每个结束标记处的停止符，以及模型 `generation_config.json` 中的采样默认值。
+
+# %%
+from course_lib.export import write_modelfile
+
+modelfile = write_modelfile(GGUF_DIR / "ernie-q8_0.gguf", MERGED_DIR)
+print(modelfile.read_text())
+
+# %% [markdown] en_hash="5217ae3f0a"
+# 在你自己的机器上，装好 [Ollama](https://ollama.com) 后，在放着 GGUF 和 `Modelfile` 的文件夹里运行（这里只展示，不运行：这台机器上没有 Ollama）：
+#
+# ```bash
+# ollama create ernie-math -f Modelfile
+# ollama run ernie-math "A book costs $12 and a pen $3. What do both cost together?"
+# ```
+#
+# 或者直接用 llama.cpp，通过它的 Python 绑定（`pip install llama-cpp-python` 会编译 llama.cpp：2 个核心上大约 20 分钟），用课程的提示、贪心解码来提问：
+#
+# ```python
+# from llama_cpp import Llama
+# from course_lib.chat_format import generation_prompt
+#
+# llm = Llama(model_path=str(GGUF_DIR / "ernie-q8_0.gguf"), n_ctx=2048)
+# prompt = generation_prompt(tokenizer, [{"role": "user", "content": "What is 12 x 3?"}])
+# print(llm.create_completion(prompt, max_tokens=256, temperature=0)["choices"][0]["text"])
+# ```
+#
+# `make llama-cpp-check` 在小切片上正好运行这些，两个文件都跑：llama.cpp 的贪心答案与 transformers 的逐字相同，并且会自己停下（`bench/llama-cpp-check.log`）。聊天前端（Ollama、`llama-server`、`create_chat_completion`）用的是官方模板，它以 `Assistant: ` 结尾；同一份日志也显示了这个单独的空格对按 notebook 4 微调的模型有什么影响。
+
 # %% [markdown] en_hash="ae6465f9ff"
 # ## 小结
 #
@@ -373,69 +439,3 @@ for question, reference, prediction, right in zip(five.questions, five.reference
     print(f"[{'right' if right else 'wrong'}] {question[:60]}...\n   reference: {reference.splitlines()[-1]}   "
           f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
 print("merged model on held-out questions 2-6:", five.summary())
-
-# %% [markdown] en_hash="556c1a423c"
-# ## 用于 llama.cpp 和 Ollama 的 GGUF
-#
-# GGUF 是 llama.cpp 的单文件格式，Ollama 和 LM Studio 也用它，在 CPU 和笔记本电脑上运行。课程用 llama.cpp 自己的 `convert_hf_to_gguf.py`（它认识 ERNIE-4.5）来转换，来源版本固定：PyPI 上 llama-cpp-python 的源码包（校验哈希）带着它和它的 `gguf` 库，转换只需要 Python。（Unsloth 的 `save_pretrained_gguf` 运行时会安装系统软件包，并从 GitHub 克隆 llama.cpp，所以课程不调用它。）第一次调用会下载这个包，77 MB。
-
-# %%
-from course_lib.export import fetch_converter
-
-converter = fetch_converter()
-print(f"llama.cpp's converter: {converter / 'convert_hf_to_gguf.py'}")
-
-# %% [markdown] en_hash="ee4974b6e0"
-# 把合并后的文件夹转换两次：`f16` 把每个权重保存为 16 位；`q8_0` 把每 32 个权重一块存成 8 位整数，每块一个缩放系数，大小约为一半，几乎无损。（笔记本电脑上常用的 `q4_k_m` 需要 llama.cpp 编译好的 `llama-quantize`。）`convert_to_gguf` 先运行转换器，再用 llama.cpp 的 `gguf_new_metadata.py` 把 `<|end_of_sentence|>` 标记为一轮对话的结束，这样 llama.cpp 会自己在那里停下（它的文档字符串说明了它还为 transformers 5 保存的文件夹修正了什么）。
-
-# %%
-from course_lib.export import convert_to_gguf
-
-GGUF_DIR = WORK_DIR / "gguf"
-for outtype in ("f16", "q8_0"):
-    converted = convert_to_gguf(MERGED_DIR, GGUF_DIR / f"ernie-{outtype}.gguf", outtype)
-    print(f"{converted['path'].name}: {human_size(converted['bytes'])}, converted in {converted['seconds']:.0f} s")
-print(f"merged model: {human_size(folder_size(MERGED_DIR))} in {MERGED_DIR}")
-
-# %% [markdown] en_hash="2c66930bd4"
-# 转换器写进去的是我们的权重吗？用转换器自己的 `gguf` 库把每个文件读回来，把每个张量和合并模型的 safetensors 比较：`f16` 中每个权重必须等于保存的权重舍入到 16 位的值；`q8_0` 中每个权重最多偏移它所在块的半个量化步长，再加上该块缩放系数的舍入误差，至多为该块最大权重的 0.44%。各个 norm 保持 float32，必须完全相等。
-
-# %%
-from course_lib.export import compare_tensors
-
-for outtype in ("f16", "q8_0"):
-    rows = compare_tensors(GGUF_DIR / f"ernie-{outtype}.gguf", MERGED_DIR)
-    worst = max(rows, key=lambda row: row["max_abs_diff"])
-    print(f"{outtype}: {len(rows)} tensors ({', '.join(sorted({row['type'] for row in rows}))}), largest difference "
-          f"{worst['max_abs_diff']:.1e} in {worst['name']} (allowed {worst['bound']:.1e})")
-    assert all(row["ok"] for row in rows), [row for row in rows if not row["ok"]]
-
-# %% [markdown] en_hash="ddf1f2400f"
-# Ollama 读取一个 `Modelfile`：要加载的 GGUF、用 Go 模板语言写的对话模板（ERNIE 的官方格式，与保存的分词器模板文本相同）、在 ERNIE 每个结束标记处的停止符，以及模型 `generation_config.json` 中的采样默认值。
-
-# %%
-from course_lib.export import write_modelfile
-
-modelfile = write_modelfile(GGUF_DIR / "ernie-q8_0.gguf", MERGED_DIR)
-print(modelfile.read_text())
-
-# %% [markdown] en_hash="5217ae3f0a"
-# 在你自己的机器上，装好 [Ollama](https://ollama.com) 后，在放着 GGUF 和 `Modelfile` 的文件夹里运行（这里只展示，不运行：这台机器上没有 Ollama）：
-#
-# ```bash
-# ollama create ernie-math -f Modelfile
-# ollama run ernie-math "A book costs $12 and a pen $3. What do both cost together?"
-# ```
-#
-# 或者直接用 llama.cpp，通过它的 Python 绑定（`pip install llama-cpp-python` 会编译 llama.cpp：2 个核心上大约 20 分钟），用课程的提示、贪心解码来提问：
-#
-# ```python
-# from llama_cpp import Llama
-# from course_lib.chat_format import generation_prompt
-#
-# llm = Llama(model_path=str(GGUF_DIR / "ernie-q8_0.gguf"), n_ctx=2048)
-# prompt = generation_prompt(tokenizer, [{"role": "user", "content": "What is 12 x 3?"}])
-# print(llm.create_completion(prompt, max_tokens=256, temperature=0)["choices"][0]["text"])
-# ```
-#
-# `make llama-cpp-check` 在小切片上正好运行这些，两个文件都跑：llama.cpp 的贪心答案与 transformers 的逐字相同，并且会自己停下（`bench/llama-cpp-check.log`）。聊天前端（Ollama、`llama-server`、`create_chat_completion`）用的是官方模板，它以 `Assistant: ` 结尾；同一份日志也显示了这个单独的空格对按 notebook 4 微调的模型有什么影响。
