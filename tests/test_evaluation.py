@@ -60,12 +60,13 @@ def test_generation_stops_at_a_stop_token(slice_and_questions, monkeypatch):
     model, tokenizer, rows = slice_and_questions
     question = rows[0]["question"]
     full = generate_answers(model, tokenizer, [question], max_new_tokens=64, progress=False)[0]
-    assert "\n" in full  # the slice writes its worked steps on several lines
-    # Make the newline token (byte-level BPE calls it "Ċ") the end of turn: answers must end at the first line.
-    monkeypatch.setattr(evaluation, "END_OF_TURN", "Ċ")
-    assert tokenizer.convert_tokens_to_ids("Ċ") in stop_token_ids(tokenizer)
+    tokens = tokenizer.tokenize(" " + full)  # as generated: the first word carries the space after "Assistant:"
+    stop = next(i for i in range(2, len(tokens)) if tokens[i] not in tokens[:i])
+    # Make a token the answer writes the end of turn: the answer must end right before it.
+    monkeypatch.setattr(evaluation, "END_OF_TURN", tokens[stop])
+    assert tokenizer.convert_tokens_to_ids(tokens[stop]) in stop_token_ids(tokenizer)
     cut = generate_answers(model, tokenizer, [question], max_new_tokens=64, progress=False)[0]
-    assert cut == full.split("\n")[0]
+    assert cut == tokenizer.convert_tokens_to_string(tokens[:stop]).strip() != full
 
 
 def test_each_answer_says_how_it_ended(slice_and_questions, monkeypatch):
