@@ -10,6 +10,8 @@ and updated as before.
 
 from __future__ import annotations
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
 
 def readable_progress_bars() -> None:
     """From now on, each tqdm widget bar of this kernel is displayed with a display id, and updated when it
@@ -23,16 +25,21 @@ def readable_progress_bars() -> None:
 
     def display_with_id(container):
         container.final_display = display(container, display_id=True)
+        container.widget_view = container._repr_mimebundle_().get(WIDGET_VIEW)
 
     def close(self):
         close_widget(self)
-        handle = getattr(getattr(self, "container", None), "final_display", None)
+        container = getattr(self, "container", None)
+        handle = getattr(container, "final_display", None)
         if handle is None:
             return
-        if self.leave or (self.total and self.n < self.total):  # tqdm keeps these bars; it hides the others
-            handle.update(self.container)
-        else:
-            handle.update({"text/plain": ""}, raw=True)
+        # A bar left open is closed by its __del__, when the container's link back to it is already gone: the
+        # final text comes from the bar itself, the widget part from what was displayed.
+        kept = self.leave or (self.total and self.n < self.total)  # tqdm keeps these bars; it hides the others
+        bundle = {"text/plain": str(self) if kept else ""}
+        if kept and container.widget_view:
+            bundle[WIDGET_VIEW] = container.widget_view
+        handle.update(bundle, raw=True)
 
     close_widget = bar_class.close
     notebook_bars.display = display_with_id  # the name tqdm.notebook calls to show a bar
