@@ -70,22 +70,29 @@ def test_generation_stops_at_a_stop_token(slice_and_questions, monkeypatch):
 
 
 def test_each_answer_says_how_it_ended(slice_and_questions, monkeypatch):
-    """The pre-trained slice ends its text with </s>. With the newline as end of turn, every answer of several
-    lines ends there instead, and a one-line answer still at </s>; with a budget too short to reach either,
-    each ran out of tokens."""
+    """An answer's ending is the stop token it ended with, or None when it ran out of tokens. Made the end of turn,
+    a token from inside an answer ends it there, one token earlier than the greedy answer went on."""
+    import torch
+
     model, tokenizer, rows = slice_and_questions
     questions = [row["question"] for row in rows[:4]]
-    full, endings = generate_turns(model, tokenizer, questions, max_new_tokens=256, progress=False)
-    assert endings == ["</s>"] * 4
-    monkeypatch.setattr(evaluation, "END_OF_TURN", "Ċ")
-    answers, endings = generate_turns(model, tokenizer, questions, max_new_tokens=256, progress=False)
-    assert endings == ["Ċ" if "\n" in answer else "</s>" for answer in full] and "Ċ" in endings
-    assert answers == [answer.split("\n")[0] for answer in full]
+    stops = stop_token_ids(tokenizer)
+    endings = generate_turns(model, tokenizer, questions, max_new_tokens=256, progress=False)[1]
+    assert set(endings) <= set(tokenizer.convert_ids_to_tokens(stops))  # the stand-in stops by itself
     assert generate_turns(model, tokenizer, questions, max_new_tokens=2, progress=False)[1] == [None] * 4
-    newline = tokenizer.convert_tokens_to_ids("Ċ")
-    assert evaluation.first_stop([5, 9, newline, 2], [2, newline]) == newline
-    assert evaluation.first_stop([5, 9, 2, newline], [2, newline]) == 2
-    assert evaluation.first_stop([5, 9, 7], [2, newline]) is None
+    batch = tokenizer(evaluation.chat_prompts(tokenizer, questions[:1]), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        output = model.generate(**batch, max_new_tokens=256, do_sample=False, eos_token_id=stops,
+                                pad_token_id=tokenizer.pad_token_id)
+    greedy = output[0, batch["input_ids"].shape[1]:].tolist()
+    k = next(i for i in range(2, len(greedy)) if greedy[i] not in greedy[:i] + stops)  # new to the answer there
+    monkeypatch.setattr(evaluation, "END_OF_TURN", tokenizer.convert_ids_to_tokens(greedy[k]))
+    assert greedy[k] in stop_token_ids(tokenizer)
+    answers, endings = generate_turns(model, tokenizer, questions[:1], max_new_tokens=256, progress=False)
+    assert endings == [evaluation.END_OF_TURN]
+    assert answers == [tokenizer.decode(greedy[:k], skip_special_tokens=True).strip()]
+    assert evaluation.first_stop([5, 9, 7, 2], [2, 7]) == 7
+    assert evaluation.first_stop([5, 9], [2, 7]) is None
 
 
 def test_stop_tokens_without_an_end_of_turn_token():
