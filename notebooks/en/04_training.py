@@ -601,6 +601,7 @@ print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-
 # back to its generation path.
 
 # %%
+model.config.output_router_logits = False  # MoE: TRL turned the router loss on; generation cannot compute it
 FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")

@@ -511,6 +511,7 @@ print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-
 # 同样的问题，同样的贪心解码，这次经过适配器。`for_inference` 把 Unsloth 切换回它的生成路径。
 
 # %%
+model.config.output_router_logits = False  # MoE: TRL turned the router loss on; generation cannot compute it
 FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
