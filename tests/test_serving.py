@@ -31,8 +31,9 @@ TURNS = [("What is 2 plus 3?", "2 + 3 = 5. The answer is 5."),
          ("A box holds 6 eggs. How many eggs are in 3 boxes?", "6 x 3 = 18. The answer is 18."),
          ("What is 9 minus 4?", "9 - 4 = 5. The answer is 5."),
          ("Sara reads 10 pages a day. How many pages in 2 days?", "10 x 2 = 20. The answer is 20.")]
-UNSEEN = "Ben has 5 cars and buys 3 more. How many cars?"  # never trained: the model rambles to the limit
-MAX_TOKENS = 40
+UNSEEN = "Ben has 5 cars and buys 3 more. How many cars?"  # never trained: an answer the model makes up
+MAX_TOKENS = 40  # more than any answer in TURNS needs
+CUT = 8  # fewer than any answer in TURNS needs: the answer ends at the limit
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -127,11 +128,12 @@ def test_generate_stops_at_the_end_of_turn_only_when_told(turn_model):
     assert len(untold) > len(told)
 
 
-@pytest.mark.parametrize("question", [TURNS[3][0], UNSEEN], ids=["stops-at-end-of-turn", "runs-to-max-tokens"])
-def test_server_greedy_answer_equals_in_process_generate(turn_model, server, client, question):
+@pytest.mark.parametrize("question, limit", [(TURNS[3][0], MAX_TOKENS), (TURNS[3][0], CUT), (UNSEEN, MAX_TOKENS)],
+                         ids=["stops-at-end-of-turn", "cut-at-max-tokens", "made-up-answer"])
+def test_server_greedy_answer_equals_in_process_generate(turn_model, server, client, question, limit):
     _, model, tokenizer = turn_model
-    local = generate_greedy(model, tokenizer, question)
-    response = ask(client, server, question)
+    local = generate_greedy(model, tokenizer, question, max_new_tokens=limit)
+    response = ask(client, server, question, max_tokens=limit)
     assert response.choices[0].message.content == tokenizer.decode(local, skip_special_tokens=True)
     assert response.usage.completion_tokens == len(local)
 
@@ -142,8 +144,9 @@ def test_server_stops_at_the_end_of_turn_though_the_config_lists_only_eos(turn_m
     assert response.choices[0].message.content == answer
     assert response.choices[0].finish_reason == "stop"
     assert response.usage.completion_tokens < MAX_TOKENS
-    long = ask(client, server, UNSEEN)
-    assert long.choices[0].finish_reason == "length" and long.usage.completion_tokens == MAX_TOKENS
+    cut = ask(client, server, question, max_tokens=CUT)
+    assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == CUT
+    assert answer.startswith(cut.choices[0].message.content)
 
 
 @pytest.mark.parametrize("question", [TURNS[1][0], UNSEEN])

@@ -563,9 +563,9 @@ print("exit code:", server.stop(), "| still running:", server.running())
 # ```
 #
 # `--dtype half` because a T4 (compute capability 7.5) has no bf16, which the model's config asks for;
-# `--max-model-len 2048` because vLLM reserves KV-cache memory for the longest context, and ERNIE-4.5's
-# 131,072 tokens would not fit in a T4's 15 GB; `--gpu-memory-utilization` is the share of the GPU it may
-# take. The client code of 9.2 works with `base_url="http://127.0.0.1:8000/v1"` and `model="ernie-math"`, with
+# `--max-model-len 2048`, room for the course's longest conversations, because vLLM otherwise reserves
+# KV-cache memory for ERNIE-4.5's full 131,072 tokens (about 2.4 GB for the 0.3B model), memory better spent
+# on serving more requests at once; `--gpu-memory-utilization` is the share of the GPU it may take. The client code of 9.2 works with `base_url="http://127.0.0.1:8000/v1"` and `model="ernie-math"`, with
 # one difference: vLLM matches `stop` strings in the decoded text, from which special tokens such as
 # `<|end_of_sentence|>` are removed, so give it the ids instead, `extra_body={"stop_token_ids": stops}`
 # (unless `generation_config.json` already lists both, which vLLM reads too).

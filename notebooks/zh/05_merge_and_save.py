@@ -465,7 +465,7 @@ for folder, port in [(ADAPTER_DIR, None), (MERGED_DIR, server.port)]:
 # %%
 print("exit code:", server.stop(), "| still running:", server.running())
 
-# %% [markdown] en_hash="2da7f648ab"
+# %% [markdown] en_hash="e178a3b755"
 # ### 9.7 · 在 GPU 上：vLLM
 #
 # 要同时服务很多用户时，vLLM 用同样的 API 发布同一个文件夹，速度快得多（连续批处理、分页注意力），并且支持 `Ernie4_5ForCausalLM`。这里只展示，不运行：它是只支持 CUDA 的软件包，会带来自己的 PyTorch，所以请在一个全新的运行时中安装它，不要和 Unsloth 装在一起。在 T4 上：
@@ -480,7 +480,7 @@ print("exit code:", server.stop(), "| still running:", server.running())
 #     --host 127.0.0.1 --port 8000
 # ```
 #
-# 使用 `--dtype half`，是因为 T4（计算能力 7.5）不支持模型配置所要求的 bf16；使用 `--max-model-len 2048`，是因为 vLLM 会按最长上下文预留 KV 缓存的显存，而 ERNIE-4.5 的 131,072 个 token 放不进 T4 的 15 GB；`--gpu-memory-utilization` 是它可以占用的显存比例。9.2 中的客户端代码用 `base_url="http://127.0.0.1:8000/v1"` 和 `model="ernie-math"` 就能工作，只有一处不同：vLLM 在解码后的文本中匹配 `stop` 字符串，而 `<|end_of_sentence|>` 这样的特殊 token 已从文本中去掉，所以要改为传入 id：`extra_body={"stop_token_ids": stops}`（除非 `generation_config.json` 已经列出了这两个 id，vLLM 也会读取它）。
+# 使用 `--dtype half`，是因为 T4（计算能力 7.5）不支持模型配置所要求的 bf16；使用 `--max-model-len 2048`（足够容纳课程中最长的对话），是因为否则 vLLM 会按 ERNIE-4.5 完整的 131,072 个 token 预留 KV 缓存的显存（0.3B 模型约 2.4 GB），这些显存更应该用来同时服务更多请求；`--gpu-memory-utilization` 是它可以占用的显存比例。9.2 中的客户端代码用 `base_url="http://127.0.0.1:8000/v1"` 和 `model="ernie-math"` 就能工作，只有一处不同：vLLM 在解码后的文本中匹配 `stop` 字符串，而 `<|end_of_sentence|>` 这样的特殊 token 已从文本中去掉，所以要改为传入 id：`extra_body={"stop_token_ids": stops}`（除非 `generation_config.json` 已经列出了这两个 id，vLLM 也会读取它）。
 
 # %% [markdown] en_hash="a5083a5e54"
 # ## 10 · 其他格式：GGUF 和 Hub
