@@ -3,6 +3,7 @@ model carries so that it stops by itself and other programs render conversations
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from course_lib.ernie import END_OF_TURN, OFFICIAL_CHAT_TEMPLATE
@@ -22,18 +23,20 @@ def generation_prompt(tokenizer, messages: list[dict]) -> str:
     return prompt.removesuffix(" ")
 
 
-def use_saving_format(model, tokenizer) -> str:
-    """Call before saving a fine-tuned ERNIE (adapter or merged model), so that what is saved works elsewhere:
+@contextmanager
+def saving_format(model, tokenizer):
+    """Wrap the saves of a fine-tuned ERNIE (adapter or merged model) so that what is saved works elsewhere:
 
-    - `model.generation_config.eos_token_id` becomes [</s>, <|end_of_sentence|>]. ERNIE's published
+    - `model.generation_config.eos_token_id` is [</s>, <|end_of_sentence|>]. ERNIE's published
       generation_config stops only at </s>, but the course trains every answer to end with
       <|end_of_sentence|>: without this, `generate()` in plain transformers runs on to max_new_tokens.
-    - the tokenizer's chat template becomes ERNIE's official one: the course's {% generation %} tags are for
-      TRL's training only, and llama.cpp, Ollama and servers refuse them. Both render the same text.
+    - the tokenizer's chat template is ERNIE's official one: the course's {% generation %} tags are for TRL's
+      training only, and llama.cpp, Ollama and servers refuse them. Both render the same text.
 
+    Both are put back when the block ends, so the model can go on training. Yields what it set, as one line.
     Raises FileNotFoundError when the tokenizer has no SentencePiece tokenizer.model on disk: transformers 5
     saves only tokenizer.json, and llama.cpp's GGUF converter needs tokenizer.model, so every saved folder
-    keeps a copy (`tokenizer.save_vocabulary(folder)` writes it). Returns what it set, as one line.
+    keeps a copy (`tokenizer.save_vocabulary(folder)` writes it).
     """
     vocab_file = getattr(tokenizer, "vocab_file", None)
     if not vocab_file or not Path(vocab_file).is_file():
@@ -44,7 +47,10 @@ def use_saving_format(model, tokenizer) -> str:
     stops = stop_token_ids(tokenizer)
     if len(stops) != 2:
         raise ValueError(f"the tokenizer has no {END_OF_TURN} token to stop at: is it ERNIE-4.5's?")
-    model.generation_config.eos_token_id = stops
-    tokenizer.chat_template = OFFICIAL_CHAT_TEMPLATE
-    return (f"saving format: generate() stops at ids {stops} ({', '.join(tokenizer.convert_ids_to_tokens(stops))}); "
-            f"chat template: ERNIE's official one; tokenizer.model from {vocab_file}")
+    before = model.generation_config.eos_token_id, tokenizer.chat_template
+    model.generation_config.eos_token_id, tokenizer.chat_template = stops, OFFICIAL_CHAT_TEMPLATE
+    try:
+        yield (f"saving format: generate() stops at ids {stops} ({', '.join(tokenizer.convert_ids_to_tokens(stops))}); "
+               f"chat template: ERNIE's official one; tokenizer.model from {vocab_file}")
+    finally:
+        model.generation_config.eos_token_id, tokenizer.chat_template = before

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from course_lib import export
-from course_lib.chat_format import use_saving_format
+from course_lib.chat_format import saving_format
 from course_lib.ernie import OFFICIAL_CHAT_TEMPLATE
 from course_lib.tiny_ernie import make_tiny_ernie
 
@@ -64,8 +64,8 @@ def model_dir(tmp_path_factory):
     """A folder with the generation_config.json a course save writes."""
     folder = tmp_path_factory.mktemp("saved")
     model, tokenizer = make_tiny_ernie("tiny", seed=0, tokenizer_folder=folder)
-    use_saving_format(model, tokenizer)
-    model.generation_config.save_pretrained(folder)
+    with saving_format(model, tokenizer):
+        model.generation_config.save_pretrained(folder)
     return folder
 
 

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from course_lib import ernie
-from course_lib.chat_format import generation_prompt, use_saving_format
+from course_lib.chat_format import generation_prompt, saving_format
 from course_lib.tiny_ernie import ensure_tiny_ernie, make_tiny_ernie
 from finetuned_standin import load_script, memorised_model
 
@@ -65,18 +65,22 @@ def test_merged_model_stops_by_itself_in_plain_transformers(finetuned):
             tokenizer.decode(new)
 
 
-def test_saving_format_refuses_a_tokenizer_without_its_sentencepiece_file(tmp_path):
+def test_saving_format_refuses_a_tokenizer_without_its_sentencepiece_file():
     model, tokenizer = make_tiny_ernie("tiny", seed=0)  # its tokenizer.model was in a folder now deleted
     with pytest.raises(FileNotFoundError, match="tokenizer.model"):
-        use_saving_format(model, tokenizer)
+        with saving_format(model, tokenizer):
+            pass
     assert model.generation_config.eos_token_id == 2  # nothing was changed
 
 
-def test_saving_format_sets_both_stops_and_the_official_template(tmp_path):
+def test_saving_format_holds_for_the_saves_inside_it_only(tmp_path):
     model, tokenizer = make_tiny_ernie("tiny", seed=0, tokenizer_folder=tmp_path)
-    line = use_saving_format(model, tokenizer)
-    assert model.generation_config.eos_token_id == [2, 4] and tokenizer.chat_template == ernie.OFFICIAL_CHAT_TEMPLATE
-    assert "[2, 4] (</s>, <|end_of_sentence|>)" in line
+    with saving_format(model, tokenizer) as what:
+        assert model.generation_config.eos_token_id == [2, 4]
+        assert tokenizer.chat_template == ernie.OFFICIAL_CHAT_TEMPLATE
+    assert "[2, 4] (</s>, <|end_of_sentence|>)" in what
+    # afterwards the model trains as before: TRL's assistant_only_loss needs the {% generation %} markers
+    assert model.generation_config.eos_token_id == 2 and tokenizer.chat_template == ernie.TRAINING_CHAT_TEMPLATE
 
 
 def test_copy_out_script_carries_the_official_template():

@@ -646,18 +646,18 @@ print(side_by_side(before, after, n=3))
 # an adapter: `atomic_folder` writes into a temporary folder beside it, which becomes `ADAPTER_DIR` only once
 # every save has finished.
 #
-# First `use_saving_format` fixes what the saved copy carries. ERNIE's published generation config stops only
-# at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat template
-# becomes ERNIE's official one (same text; `{% generation %}` is for TRL only, and llama.cpp and servers refuse
-# it). `save_vocabulary` keeps `tokenizer.model`, which transformers 5 no longer writes and GGUF conversion needs.
+# `saving_format` sets what the saved copy carries, for the saves inside it. ERNIE's published generation config
+# stops only at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat
+# template is ERNIE's official one (same text; `{% generation %}` is for TRL only, and llama.cpp and servers
+# refuse it). `save_vocabulary` keeps `tokenizer.model`, which transformers 5 no longer writes and GGUF needs.
 
 # %%
-from course_lib.chat_format import use_saving_format
+from course_lib.chat_format import saving_format
 from course_lib.saving import atomic_folder
 
-print(use_saving_format(model, tokenizer))
 needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
-with atomic_folder(ADAPTER_DIR, required=needed) as staging:
+with saving_format(model, tokenizer) as what, atomic_folder(ADAPTER_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained(staging)
     model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)

@@ -189,15 +189,16 @@ print(check_free_disk(MERGED_DIR, int(1.1 * needed)))  # 10% more for the tokeni
 
 # %% [markdown]
 # Then save into a temporary folder beside `MERGED_DIR` that becomes `MERGED_DIR` only when the save has
-# finished; a failure leaves an older `MERGED_DIR` as it was. As in notebook 4, `use_saving_format` first makes
-# the saved model stop at `<|end_of_sentence|>` and carry ERNIE's official chat template, and `save_vocabulary`
-# keeps `tokenizer.model` (the GGUF section at the end converts this folder, and needs it).
+# finished; a failure leaves an older `MERGED_DIR` as it was. As in notebook 4, `saving_format` makes the saved
+# model stop at `<|end_of_sentence|>` and carry ERNIE's official chat template, and `save_vocabulary` keeps
+# `tokenizer.model` (section 9 converts this folder to GGUF, which needs it).
 
 # %%
-from course_lib.chat_format import use_saving_format
+from course_lib.chat_format import saving_format
 
-print(use_saving_format(model, tokenizer))
-with atomic_folder(MERGED_DIR, required=["config.json", "tokenizer.model"]) as staging:
+needed = ["config.json", "tokenizer.model"]
+with saving_format(model, tokenizer) as what, atomic_folder(MERGED_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained_merged(
         str(staging),  # renamed to MERGED_DIR once the save succeeds
         tokenizer,  # saved beside the weights, so the folder is a complete model

@@ -533,7 +533,7 @@ from course_lib.evaluation import side_by_side
 
 print(side_by_side(before, after, n=3))
 
-# %% [markdown] en_hash="31189d6edd"
+# %% [markdown] en_hash="ff740c1429"
 # ## 16 · 保存适配器
 #
 # 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。大多数教程只写这两行：
@@ -545,15 +545,15 @@ print(side_by_side(before, after, n=3))
 #
 # 下面的单元格做同样的事，但更安全。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有所有保存都完成之后，它才变成 `ADAPTER_DIR`。
 #
-# 先用 `use_saving_format` 确定保存下来的副本带些什么。ERNIE 发布的生成配置只在 `</s>` 处停止，但每个训练过的答案都以 `<|end_of_sentence|>` 结尾：它把这个停止符加上。对话模板则换成 ERNIE 的官方模板（文本相同；`{% generation %}` 只给 TRL 用，llama.cpp 和各种服务端都不接受它）。`save_vocabulary` 保留 `tokenizer.model`：transformers 5 不再写出这个文件，而转换 GGUF 需要它。
+# `saving_format` 决定保存下来的副本带些什么，只对它里面的保存起作用。ERNIE 发布的生成配置只在 `</s>` 处停止，但每个训练过的答案都以 `<|end_of_sentence|>` 结尾：它把这个停止符加上。对话模板则是 ERNIE 的官方模板（文本相同；`{% generation %}` 只给 TRL 用，llama.cpp 和各种服务端都不接受它）。`save_vocabulary` 保留 `tokenizer.model`：transformers 5 不再写出这个文件，而转换 GGUF 需要它。
 
 # %%
-from course_lib.chat_format import use_saving_format
+from course_lib.chat_format import saving_format
 from course_lib.saving import atomic_folder
 
-print(use_saving_format(model, tokenizer))
 needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
-with atomic_folder(ADAPTER_DIR, required=needed) as staging:
+with saving_format(model, tokenizer) as what, atomic_folder(ADAPTER_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained(staging)
     model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)

@@ -160,14 +160,15 @@ from course_lib.saving import atomic_folder, check_free_disk, merged_size_estima
 needed = merged_size_estimate(model, "bf16")  # 2 bytes per base weight; the LoRA matrices fold into them
 print(check_free_disk(MERGED_DIR, int(1.1 * needed)))  # 10% more for the tokenizer and some headroom
 
-# %% [markdown] en_hash="b84679418b"
-# 然后保存到 `MERGED_DIR` 旁边的一个临时文件夹里，保存完成之后它才变成 `MERGED_DIR`；保存失败时，原有的 `MERGED_DIR` 保持原样。和 notebook 4 一样，先用 `use_saving_format` 让保存的模型在 `<|end_of_sentence|>` 处停止，并带上 ERNIE 的官方对话模板；`save_vocabulary` 保留 `tokenizer.model`（最后的 GGUF 一节要转换这个文件夹，需要它）。
+# %% [markdown] en_hash="5f6127cb0d"
+# 然后保存到 `MERGED_DIR` 旁边的一个临时文件夹里，保存完成之后它才变成 `MERGED_DIR`；保存失败时，原有的 `MERGED_DIR` 保持原样。和 notebook 4 一样，`saving_format` 让保存的模型在 `<|end_of_sentence|>` 处停止，并带上 ERNIE 的官方对话模板；`save_vocabulary` 保留 `tokenizer.model`（第 9 节要把这个文件夹转换成 GGUF，需要它）。
 
 # %%
-from course_lib.chat_format import use_saving_format
+from course_lib.chat_format import saving_format
 
-print(use_saving_format(model, tokenizer))
-with atomic_folder(MERGED_DIR, required=["config.json", "tokenizer.model"]) as staging:
+needed = ["config.json", "tokenizer.model"]
+with saving_format(model, tokenizer) as what, atomic_folder(MERGED_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained_merged(
         str(staging),  # renamed to MERGED_DIR once the save succeeds
         tokenizer,  # saved beside the weights, so the folder is a complete model
