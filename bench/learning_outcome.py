@@ -107,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench/outcome.json"))
     parser.add_argument("--seeds", default="3407,1", help="comma-separated: the spread between seeds is the noise")
+    parser.add_argument("--batches", default="", help="comma-separated examples per step to run (default: all)")
     args = parser.parse_args()
     os.environ.setdefault("ERNIE_COURSE_MODEL", "tiny")
     from datasets import Dataset
@@ -120,6 +121,8 @@ def main() -> None:
     results = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name, batch in CANDIDATES:
+            if args.batches and str(batch) not in args.batches.split(","):
+                continue
             results.append(train_one(name, batch, EXAMPLES // batch, seed, path, train, heldout))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "train_losses"}), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
