@@ -350,3 +350,21 @@ def test_peft_merge_rounded_once_passes_and_rounded_twice_fails(lora_model, tmp_
     assert check.passed and check.worst[2] > 0.9  # some value uses 90% of its bound: no looser one would do
     check = check_merged_weights(twice, tmp_path / "adapter", ensure_tiny_ernie("tiny"))
     assert not check.passed and any("no adapter touches it" in problem for problem in check.problems)
+
+
+def test_an_fp32_merge_passes_and_notebook_5s_nudge_still_fails(lora_model, tmp_path):
+    """On a GPU, Unsloth keeps the stand-in's fp32 files in fp32 (seen on an H200). A few fp32 steps are inside
+    what the fp32 recomputation may be off by, so notebook 5 nudges by fp16's 2^-11 at least: that must fail."""
+    import copy
+
+    model, _ = lora_model
+    merged = copy.deepcopy(model).merge_and_unload()
+    kept = {name: tensor for name, tensor in merged.state_dict().items() if name != "lm_head.weight"}
+    model.save_pretrained(tmp_path / "adapter")
+    assert check_merged_weights(kept, tmp_path / "adapter", ensure_tiny_ernie("tiny")).passed
+    few_steps = check_merged_weights({**kept, NUDGED: nudge(kept[NUDGED], 4)}, tmp_path / "adapter",
+                                     ensure_tiny_ernie("tiny"))
+    assert few_steps.passed  # 4 x 2^-24: the limit of what an fp32 comparison can resolve
+    unit = max(torch.finfo(torch.float32).eps / 2, 2.0 ** -11)  # notebook 5's rule
+    nudged = (kept[NUDGED] * (1 + 4 * unit)).to(torch.float32)
+    assert not check_merged_weights({**kept, NUDGED: nudged}, tmp_path / "adapter", ensure_tiny_ernie("tiny")).passed
