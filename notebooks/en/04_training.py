@@ -627,8 +627,8 @@ print(paired_test(before.correct, after.correct).summary("final number right"))
 # %% [markdown]
 # Look at the answers, not only the rates: do they now follow the training data's shape, worked steps and
 # then the final number, and stop? A model too small for arithmetic (the offline stand-in) can learn the
-# shape and still get the numbers wrong, which is why the two rates are kept apart. The stand-in was also
-# pre-trained to end its text with `</s>`: the endings above show whether 60 steps replaced that habit.
+# shape and still get the numbers wrong, which is why the two rates are kept apart. The endings count the
+# marker each answer stopped at, before and after: a chat model may use the end of turn before any training.
 
 # %%
 from course_lib.evaluation import side_by_side

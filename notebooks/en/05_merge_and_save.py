@@ -361,14 +361,17 @@ assert not base_passed, "the tolerance is too loose to tell the base model from 
 # %% [markdown]
 # A change as small as the rounding itself passes the logit test, though. Plant one: scale one merged matrix
 # by 1 + 4·2^-p (p = 11 in fp16, 8 in bf16), four times the rounding bound, in a copy of the tensors and, for
-# the logits, in the loaded merged model. The weight check must FAIL on it; see what the logit test says.
+# the logits, in the loaded merged model. (A merge kept in fp32, as a GPU keeps the offline stand-in's fp32
+# files, gets fp16's p = 11: a few fp32 steps are within what the fp32 recomputation itself can be off by.)
+# The weight check must FAIL on it; see what the logit test says.
 
 # %%
 import torch
 
 nudged_name = "model.layers.0.mlp.down_proj.weight"
 stored = merged_tensors[nudged_name]
-nudged = (stored.float() * (1 + 4 * torch.finfo(stored.dtype).eps / 2)).to(stored.dtype)  # eps / 2 = 2^-p
+unit = max(torch.finfo(stored.dtype).eps / 2, 2.0 ** -11)  # 2^-p of the stored dtype, fp16's at least
+nudged = (stored.float() * (1 + 4 * unit)).to(stored.dtype)
 nudged_check = check_merged_weights({**merged_tensors, nudged_name: nudged}, ADAPTER_DIR, base_dir)
 print("weights:", "PASS" if nudged_check.passed else "FAIL", f"(worst {nudged_check.worst[2]:.2f} x the bound)")
 assert not nudged_check.passed, "the weight check missed a matrix changed by 4 rounding bounds"

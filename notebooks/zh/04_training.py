@@ -527,8 +527,8 @@ from course_lib.evaluation import paired_test
 print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
 print(paired_test(before.correct, after.correct).summary("final number right"))
 
-# %% [markdown] en_hash="e06f90d35b"
-# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。替身模型在预训练时还养成了用 `</s>` 结束文本的习惯：上面的结束方式统计显示 60 步训练有没有改掉它。
+# %% [markdown] en_hash="f97139bbea"
+# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。结束方式的统计数出每个回答在训练前后停在了哪个标记上：一个对话模型在任何训练之前就可能已经使用对话轮次结束符。
 
 # %%
 from course_lib.evaluation import side_by_side

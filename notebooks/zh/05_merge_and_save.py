@@ -298,15 +298,16 @@ base_passed, why = check_agreement(base_result, tolerance, MIN_TOP1_AGREEMENT)
 print("base model vs merged model:", "PASS:" if base_passed else "FAIL:", why)
 assert not base_passed, "the tolerance is too loose to tell the base model from the fine-tuned one"
 
-# %% [markdown] en_hash="ff75f0e381"
-# 不过，和舍入本身一样小的改变能通过 logits 测试。埋一个这样的错误：把合并后的一个矩阵乘以 1 + 4·2^-p（fp16 中 p = 11，bf16 中 p = 8），即四倍的舍入误差界；在张量的一份副本里改，为了 logits，也在已加载的合并模型里改。权重检查必须对它 FAIL；再看看 logits 测试怎么说。
+# %% [markdown] en_hash="ff16500153"
+# 不过，和舍入本身一样小的改变能通过 logits 测试。埋一个这样的错误：把合并后的一个矩阵乘以 1 + 4·2^-p（fp16 中 p = 11，bf16 中 p = 8），即四倍的舍入误差界；在张量的一份副本里改，为了 logits，也在已加载的合并模型里改。（如果合并结果保存为 fp32，比如 GPU 会保留离线替身模型的 fp32 文件，那么 p 取 fp16 的 11：几个 fp32 步长仍在 fp32 重新计算本身可能的偏差之内。）权重检查必须对它 FAIL；再看看 logits 测试怎么说。
 
 # %%
 import torch
 
 nudged_name = "model.layers.0.mlp.down_proj.weight"
 stored = merged_tensors[nudged_name]
-nudged = (stored.float() * (1 + 4 * torch.finfo(stored.dtype).eps / 2)).to(stored.dtype)  # eps / 2 = 2^-p
+unit = max(torch.finfo(stored.dtype).eps / 2, 2.0 ** -11)  # 2^-p of the stored dtype, fp16's at least
+nudged = (stored.float() * (1 + 4 * unit)).to(stored.dtype)
 nudged_check = check_merged_weights({**merged_tensors, nudged_name: nudged}, ADAPTER_DIR, base_dir)
 print("weights:", "PASS" if nudged_check.passed else "FAIL", f"(worst {nudged_check.worst[2]:.2f} x the bound)")
 assert not nudged_check.passed, "the weight check missed a matrix changed by 4 rounding bounds"
