@@ -341,7 +341,8 @@ print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized
 # %%
 for old in ("max_seq_length", "evaluation_strategy"):
     try:
-        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), bf16=precision.bf16, fp16=precision.fp16, use_cpu=card is None,
+                  **{old: 1024})
     except TypeError as error:
         print(f"{type(error).__name__}: {error}")
 
