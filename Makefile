@@ -1,7 +1,7 @@
 # The two commands of the README. Both build .venv first (scripts/setup.sh; a no-op when nothing changed).
 PY := .venv/bin/python
 
-.PHONY: setup course test lock clean
+.PHONY: setup course test llama-cpp-check lock clean
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,12 @@ course: setup
 # A cell may take 900 s: the first notebook in a fresh work folder builds the tiny slice (30 s idle, minutes under load).
 test: setup
 	ERNIE_COURSE_WORK=$(CURDIR)/runs/test-work ERNIE_COURSE_SOLUTIONS=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 --basetemp=$(CURDIR)/runs/pytest-tmp tests notebooks
+
+# The GGUF files in llama.cpp itself: greedy answers must equal transformers'. Not in `make test`: it compiles
+# llama-cpp-python from the converter's pinned source once (~20 min on 2 cores; cached in runs/llama-cpp).
+# Writes bench/llama-cpp-check.log.
+llama-cpp-check: setup
+	$(PY) scripts/llama_cpp_check.py
 
 # Rewrite constraints.txt from the current .venv (after changing a pin in requirements*.txt).
 lock:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from course_lib import defaults
+
 GIB = 2**30
 
 # ---- constants measured on the H200, 2026-11-28 (bench/RESULTS.md; raw: bench/h200-2026-11-28/results.jsonl) ----
@@ -57,7 +59,7 @@ HEADROOM = 0.10  # warn when less than 10% of the card would be left
 # Dense fp16/bf16 tensor-core throughput from the vendor's data sheets, in TFLOPS, and the memory torch reports.
 # Times on another GPU = the H200's measured rate x (its TFLOPS / the H200's). The H200 run was bound by launch
 # overhead (~10% of its peak), so this scaling is pessimistic for a T4: treat T4 times as "at most about".
-TFLOPS = {"T4": 65, "L4": 121, "A100": 312, "H100": 989, "H200": 989}
+TFLOPS = {"T4": 65, "L4": 121, "A100": 312, "A100-80GB": 312, "H100": 989, "H200": 989}
 T4_GIB = 14.74  # total memory torch reports for Colab's T4 (Unsloth's notebooks print "Max memory = 14.741 GB")
 H200_GIB = 140.4  # 143,771 MiB, the benchmark machine
 
@@ -68,18 +70,24 @@ class Shape:
     params: float  # all parameters
     embedding_params: float  # kept in 16-bit by 4-bit loading (the tied lm_head reads them too)
     active_params: float  # parameters one token multiplies through (the MoE routes each token to 6 of 64 experts)
-    lora_params_per_rank: int  # r x (in + out) summed over the layers the course's seven names match
+    lora_params_per_rank: int  # LoRA parameters per unit of r that the course's seven names train (Unsloth, GPU)
     layers_x_hidden: int  # scales activations per token relative to the measured 0.3B
+    expert_params: float = 0  # routed experts: fused 3-D tensors, which 4-bit loading may or may not quantize
 
 
 SHAPES = {
     # ERNIE-4.5-0.3B: 360.7M parameters (bench/RESULTS.md); r=16 on the 7 projections = 6,045,696 (notebook 2).
     "0.3b": Shape("ERNIE-4.5-0.3B", 360.7e6, 103_424 * 1024, 360.7e6, 6_045_696 // 16, 18 * 1024),
-    # ERNIE-4.5-21B-A3B, from transformers' Ernie4_5_MoeConfig: hidden 2560, 28 layers (layer 0 dense, 27 MoE layers
-    # of 64 experts x 1536 + 2 shared), vocabulary 103,424. Total: 0.26B embeddings + 0.44B attention + 0.09B dense
-    # MLP + 27 x 0.78B MoE = 21.8B. Active: 6 of 64 experts = 3.35B. LoRA names match attention, the dense MLP and
-    # the shared experts; the routed experts are fused tensors, not the Linear layers those names select.
-    "21b-a3b": Shape("ERNIE-4.5-21B-A3B", 21.83e9, 103_424 * 2560, 3.35e9, 959_488, 28 * 2560),
+    # ERNIE-4.5-21B-A3B, counted on the meta device from transformers' Ernie4_5_MoeConfig (tests/test_budget.py):
+    # 21,825,437,888 parameters = 264.8M embeddings (tied) + 440.4M attention + 94.4M dense MLP (layer 0)
+    # + 637.0M shared experts + 20,384.3M routed experts (27 layers x 64, 1536 wide) + 4.4M routers + norms.
+    # Active per token: everything but 58 of each layer's 64 routed experts = 3.35B. LoRA: on a GPU, Unsloth
+    # 2026.10.9's get_peft_model gives the seven names every part, the routed experts through PEFT's
+    # target_parameters (seen on an H200 with the MoE stand-in, 2026-12-01): r=16 trains 284,311,552 parameters,
+    # 269.0M of them on the routed experts. (Plain PEFT 0.21, and so Unsloth's CPU backend, instead moves
+    # gate/up/down_proj onto the routed experts at rank 2r and skips the shared experts and dense MLP: 432.0M.)
+    "21b-a3b": Shape("ERNIE-4.5-21B-A3B", 21_825_437_888, 103_424 * 2560, 3.35e9, 284_311_552 // 16, 28 * 2560,
+                     expert_params=20_384_317_440),
 }
 MEASURED = SHAPES["0.3b"]
 
@@ -100,7 +108,7 @@ def gpu_spec(gpu) -> tuple[str, float, float | None]:
         key = gpu.upper()
         if key not in TFLOPS:
             raise ValueError(f"unknown GPU {gpu!r}: use one of {', '.join(TFLOPS)} or pass environment.gpu()")
-        memory = {"T4": T4_GIB, "H200": H200_GIB, "L4": 22.0, "A100": 39.4, "H100": 79.1}[key]
+        memory = {"T4": T4_GIB, "H200": H200_GIB, "L4": 22.0, "A100": 39.4, "A100-80GB": 79.1, "H100": 79.1}[key]
         return (f"Tesla {key}" if key == "T4" else f"NVIDIA {key}"), memory, TFLOPS[key]
     tflops = next((value for key, value in TFLOPS.items() if key in gpu.name.upper()), None)
     return gpu.name, gpu.memory_gib, tflops
@@ -142,13 +150,18 @@ class Estimate:
                 f"{self.gpu_gib:.1f} GiB, {time} (estimate)")
 
 
-def estimate(model: str = "baidu/ERNIE-4.5-0.3B-PT", r: int = 16, batch: int = 8, max_length: int = 1024,
-             packing: bool = True, steps: int = 60, precision="fp16", load_in_4bit: bool = False, gpu="T4",
-             accumulation: int = 1, example_tokens: float = EXAMPLE_TOKENS,
-             gradient_checkpointing: bool = True) -> Estimate:
+def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: int = defaults.BATCH_SIZE,
+             max_length: int = defaults.MAX_LENGTH, packing: bool = defaults.PACKING, steps: int = defaults.MAX_STEPS,
+             precision="fp16", load_in_4bit: bool = defaults.LOAD_IN_4BIT, gpu="T4",
+             accumulation: int = defaults.GRAD_ACCUMULATION, example_tokens: float = EXAMPLE_TOKENS,
+             gradient_checkpointing: bool = True, experts_4bit: bool = True,
+             trainable_params: int | None = None) -> Estimate:
     """Peak memory and training time of one LoRA run. `precision` is "bf16", "fp16", "fp32" or an
     `environment.Precision`; `gpu` is "T4", "H200", ... or `environment.gpu()`. Unpacked batches are taken as
-    padding-free (Unsloth turned that on in every measured run): `batch` examples of `example_tokens` each."""
+    padding-free (Unsloth turned that on in every measured run): `batch` examples of `example_tokens` each.
+    A mixture of experts in 4-bit: Unsloth's GPU loader quantizes the routed experts too; `experts_4bit=False`
+    keeps them in 16-bit, as plain transformers + bitsandbytes (and Unsloth's CPU backend) load them. `trainable_params` (e.g. `model.get_nb_trainable_parameters()[0]`)
+    replaces the LoRA count of the seven names at rank r."""
     shape, precision = shape_of(model), getattr(precision, "name", precision)
     if precision not in ("bf16", "fp16", "fp32"):
         raise ValueError(f"precision {precision!r} is not one of bf16, fp16, fp32")
@@ -158,7 +171,8 @@ def estimate(model: str = "baidu/ERNIE-4.5-0.3B-PT", r: int = 16, batch: int = 8
     gpu_name, gpu_gib, tflops = gpu_spec(gpu)
     bytes_16 = 4 if precision == "fp32" else 2
     if load_in_4bit:
-        weights = shape.embedding_params * bytes_16 + (shape.params - shape.embedding_params) * BNB_4BIT_BYTES
+        sixteen = shape.embedding_params + (0 if experts_4bit else shape.expert_params)
+        weights = sixteen * bytes_16 + (shape.params - sixteen) * BNB_4BIT_BYTES
     else:
         weights = shape.params * bytes_16
     tokens = batch * max_length * PACKED_FILL if packing else batch * min(example_tokens, max_length)
@@ -176,13 +190,15 @@ def estimate(model: str = "baidu/ERNIE-4.5-0.3B-PT", r: int = 16, batch: int = 8
             notes.append(f"time scaled from the H200 by {tflops}/{TFLOPS['H200']} TFLOPS, not measured on a {gpu_name}")
     if shape is not MEASURED:
         notes.append(f"{shape.label} was never measured: its activations are the 0.3B's scaled by size")
-        if load_in_4bit:
-            notes.append("assumes every expert weight is stored in 4-bit; expert tensors left in 16-bit need ~4x more")
+        if load_in_4bit and shape.expert_params:
+            notes.append("routed experts in 4-bit, as Unsloth's GPU loader stores them" if experts_4bit else
+                         "routed experts in 16-bit, as plain transformers + bitsandbytes load them")
     packed = f"{batch} x {max_length} packed" if packing else f"batch {batch} unpacked"
     settings = (f"r={r}, {packed}" + (f" x {accumulation} accumulation" if accumulation > 1 else "")
                 + f", {'4-bit' if load_in_4bit else precision}"
-                + ("" if gradient_checkpointing else ", no checkpointing"))
-    lora = shape.lora_params_per_rank * r * LORA_BYTES_PER_PARAM
+                + ("" if gradient_checkpointing else ", no checkpointing")
+                + (", 16-bit experts" if load_in_4bit and shape.expert_params and not experts_4bit else ""))
+    lora = (shape.lora_params_per_rank * r if trainable_params is None else trainable_params) * LORA_BYTES_PER_PARAM
     workspace = WORKSPACE_GIB + (FOUR_BIT_EXTRA_GIB if load_in_4bit else 0.0)
     return Estimate(shape.label, gpu_name, gpu_gib, weights / GIB, lora / GIB, tokens * per_token / GIB, workspace,
                     tokens, steps, seconds, settings, load_in_4bit, tuple(notes))

@@ -345,17 +345,85 @@ def bundled_rows(split: str = "train") -> list[dict]:
     return [{"question": row["question"], "answer": row["answer"]} for row in rows]
 
 
-# A number as people write it: -5, −5, $1,250.00, 3.5, .75; a hyphen between digits (3-5) is no minus sign.
-NUMBER = re.compile(r"(?<![\w.])([-−])?\$?([-−])?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
+# A held-out question that repeats a training question measures memory, not skill. Exact repeats are equal
+# once normalised; near repeats (orca-math holds many paraphrases) have the same numbers, in any order, and
+# share at least NEAR_REPEAT_JACCARD of their word 3-grams. The numbers must match because a question with
+# other numbers is another problem, however alike the words (bundled questions of one template with one number
+# changed share up to 0.93). The threshold sits just above the largest overlap measured between bundled
+# questions of different templates (0.15; tests/test_data.py measures it again): as low as that allows, since
+# a repeat kept inflates the score, while a fresh question dropped costs only a little precision.
+NEAR_REPEAT_JACCARD = 0.2
+
+
+def normalised(text: str) -> str:
+    """Lowercase words and numbers, with punctuation and whitespace collapsed: "Find 2,5 m!" -> "find 2,5 m"."""
+    return " ".join(re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+", text.lower()))
+
+
+def word_trigrams(text: str) -> set[tuple[str, ...]]:
+    words = normalised(text).split()
+    return {tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def training_repeats(train_questions, questions) -> list[str | None]:
+    """For each of `questions`: "exact" when it equals a training question once normalised, "near" when a
+    training question has the same numbers and a word 3-gram Jaccard of at least NEAR_REPEAT_JACCARD, else None."""
+    exact = {normalised(q) for q in train_questions}
+    by_numbers: dict[tuple, list] = {}
+    for question in train_questions:
+        by_numbers.setdefault(tuple(sorted(numbers_in(question))), []).append(word_trigrams(question))
+    labels = []
+    for question in questions:
+        grams = word_trigrams(question)
+        same_numbers = by_numbers.get(tuple(sorted(numbers_in(question))), [])
+        if normalised(question) in exact:
+            labels.append("exact")
+        elif any(jaccard(grams, other) >= NEAR_REPEAT_JACCARD for other in same_numbers):
+            labels.append("near")
+        else:
+            labels.append(None)
+    return labels
+
+
+def drop_training_repeats(heldout, train):
+    """(`heldout` without the rows whose question repeats one of `train`'s, {"exact": n, "near": n} dropped).
+    Both are datasets.Dataset (or anything with a "question" column and `select`)."""
+    labels = training_repeats(list(train["question"]), list(heldout["question"]))
+    kept = heldout.select([i for i, label in enumerate(labels) if label is None])
+    return kept, {"exact": labels.count("exact"), "near": labels.count("near")}
+
+
+# A number as people write it: -5, −5, $1,250.00, 3.5, .75; a hyphen between digits (3-5) is no minus sign,
+# and a power (the 2 of cm^2) is no number.
+NUMBER = re.compile(r"(?<![\w.^])([-−])?\$?([-−])?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 ANSWER_MARKER = re.compile(r"answer is|####|\\boxed\{", re.IGNORECASE)
 
 
 def numbers_in(text: str) -> list[float]:
-    found = []
-    for sign_before, sign_after, digits in NUMBER.findall(text):
-        value = float(digits.replace(",", ""))
-        found.append(-value if (sign_before or sign_after) else value)
-    return found
+    return [number_value(match) for match in NUMBER.finditer(text)]
+
+
+def final_number_span(text: str) -> tuple[float, int, int] | None:
+    """(value, start, end) of the final number: the first after the last "The answer is" (or "####",
+    "\\boxed{"), else the last number of the text; None when there is no number."""
+    markers = list(ANSWER_MARKER.finditer(text))
+    if markers:
+        tail = markers[-1].end()
+        after = NUMBER.search(text[tail:])
+        if after:
+            return number_value(after), tail + after.start(), tail + after.end()
+    found = list(NUMBER.finditer(text))
+    return (number_value(found[-1]), found[-1].start(), found[-1].end()) if found else None
+
+
+def number_value(match: re.Match) -> float:
+    sign_before, sign_after, digits = match.groups()
+    value = float(digits.replace(",", ""))
+    return -value if (sign_before or sign_after) else value
 
 
 def final_answer(text: str) -> float | None:
@@ -363,13 +431,31 @@ def final_answer(text: str) -> float | None:
 
     Real orca-math answers are free text ("... so she has 12 apples left."), hence the fallback.
     """
-    markers = list(ANSWER_MARKER.finditer(text))
-    if markers:
-        after = numbers_in(text[markers[-1].end():])
-        if after:
-            return after[0]
-    numbers = numbers_in(text)
-    return numbers[-1] if numbers else None
+    span = final_number_span(text)
+    return span[0] if span else None
+
+
+# A sentence ends at a line break or at . ! ? before a space or the end ("3.50" is no end); a number is not
+# the whole answer when its sentence also holds a fraction or ratio (3/4, 2:3).
+SENTENCE_END = re.compile(r"\n|[.!?](?=\s|$)")
+FRACTION_OR_RATIO = re.compile(r"\d\s*[/:]\s*\.?\d")
+
+
+def clear_final_number(text: str) -> float | None:
+    """`final_answer(text)` when the text states it without ambiguity, else None: the sentence the final
+    number stands in must hold no other number, fraction or ratio. References such as "the length is 12 cm
+    and the width 8 cm", "3/4 of the cake is left" or "the ratio is 2:3" have no single final number to match."""
+    span = final_number_span(text)
+    if span is None:
+        return None
+    value, start, end = span
+    ends = list(SENTENCE_END.finditer(text))
+    first = max((m.end() for m in ends if m.end() <= start), default=0)
+    last = min((m.start() for m in ends if m.start() >= end), default=len(text))
+    sentence = text[first:last]
+    if len(numbers_in(sentence)) != 1 or FRACTION_OR_RATIO.search(sentence):
+        return None
+    return value
 
 
 def answers_match(predicted_text: str, reference_text: str, tol: float = 1e-6) -> bool:

@@ -5,19 +5,17 @@
     doctor(trainer=trainer)                   # after SFTTrainer(...): also precision vs model, template, labels
     doctor(error=err, trainer=trainer)        # after a failure: out of memory, old TRL arguments, template
 
-Each check is a small function that takes plain values (a compute capability, a dict of keyword arguments, a
-batch's labels...) and returns a list of `Problem`s, so it can be tested without a GPU. `doctor` gathers those
-values from the objects it is given and prints the result.
+Each check is a small function that takes plain values (a compute capability, a dict of keyword arguments...) and
+returns a list of `Problem`s, so it can be tested without a GPU; the chat-template and label checks are
+course_lib.checks' own. `doctor` gathers those values from the objects it is given and prints the result.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
-from dataclasses import dataclass
 
-from course_lib.ernie import IGNORE_INDEX
+from course_lib.checks import TEMPLATE_FIX, Problem, check_chat_template, check_labels
 
 DETECT = "detect"  # doctor's default: look at this machine
 PATCHED_BY_UNSLOTH = ("transformers", "trl", "peft")  # what Unsloth patches as it is imported (its own list)
@@ -34,16 +32,6 @@ TRAINER_TO_CONFIG = {  # name in old SFTTrainer calls -> its SFTConfig field tod
 # Renamed config fields. TRL's SFTConfig rejects max_seq_length; the subclass Unsloth substitutes for it has
 # accepted it (its 2025 releases did), so copied code may run without saying which limit applies: flag it anyway.
 CONFIG_RENAMED = {"max_seq_length": "max_length", "evaluation_strategy": "eval_strategy"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    check: str  # which check found it
-    what: str  # what is wrong, with the value that is wrong
-    fix: str  # what to do
-
-    def __str__(self) -> str:
-        return f"[{self.check}] {self.what}\n    fix: {self.fix}"
 
 
 # ---- the checks -------------------------------------------------------------------------------------------------
@@ -131,90 +119,6 @@ def check_config_kwargs(kwargs) -> list[Problem]:
             for name in kwargs if name in CONFIG_RENAMED]
 
 
-def check_source(text: str) -> list[Problem]:
-    """The SFTTrainer / SFTConfig / TrainingArguments calls in a cell's source, checked by keyword name.
-    `max_seq_length=` in FastLanguageModel.from_pretrained is Unsloth's own name and is left alone."""
-    # IPython's !shell and %magic lines are not Python: keep their place (line numbers) with a `pass`
-    code = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("!", "%")) else line
-                     for line in text.splitlines())
-    try:
-        tree = ast.parse(code)
-    except SyntaxError as error:
-        return [Problem("source", f"the code does not parse as Python (line {error.lineno}: {error.msg})",
-                        "fix that syntax error first")]
-    problems, trainer_calls, config_kinds = [], 0, set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        name = ast.unparse(node.func).split(".")[-1]
-        keywords = {kw.arg: kw for kw in node.keywords if kw.arg is not None}
-        found = []
-        if name == "SFTTrainer":
-            trainer_calls += 1
-            found = check_trainer_kwargs(keywords)
-        elif name in ("SFTConfig", "TrainingArguments"):
-            config_kinds.add(name)
-            found = check_config_kwargs(keywords)
-            if name == "SFTConfig" and not {"bf16", "fp16"} & set(keywords):
-                found.append(Problem("precision", "SFTConfig(...) sets neither bf16 nor fp16, so it defaults to "
-                                     "bf16=True, which fails on a T4 and on a CPU",
-                                     "pass bf16=precision.bf16, fp16=precision.fp16 (from env.choose_precision)"))
-        problems += [Problem(p.check, f"line {node.lineno}: {p.what}", p.fix) for p in found]
-    if trainer_calls and "TrainingArguments" in config_kinds and "SFTConfig" not in config_kinds:
-        problems.append(Problem("trl arguments", "SFTTrainer is given TrainingArguments: it has no max_length, packing "
-                                "or assistant_only_loss", "use trl.SFTConfig(...) instead; it takes every "
-                                "TrainingArguments field too"))
-    return problems
-
-
-def check_chat_template(template: str | None) -> list[Problem]:
-    """assistant_only_loss=True needs {% generation %} markers in the chat template to find the answer tokens."""
-    from trl.chat_template_utils import has_generation_markers  # the test TRL itself applies
-
-    if template and has_generation_markers(template):
-        return []
-    return [template_problem("the tokenizer has no chat template" if not template else
-                             "the chat template has no {% generation %} markers")]
-
-
-def template_problem(what: str) -> Problem:
-    return Problem("chat template", what + ": with assistant_only_loss=True TRL cannot tell the answer tokens apart "
-                   "and stops with 'The chat template is not training-compatible'",
-                   "from course_lib.ernie import TRAINING_CHAT_TEMPLATE; "
-                   "tokenizer.chat_template = TRAINING_CHAT_TEMPLATE (same text, plus the markers), before SFTTrainer")
-
-
-def _flat(values) -> list[int]:
-    values = values.tolist() if hasattr(values, "tolist") else values
-    flat, stack = [], [values]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-        else:
-            flat.append(int(item))
-    return flat
-
-
-def check_labels(labels, expect_masked: bool = False) -> list[Problem]:
-    """A batch's labels (tensor or nested lists). All IGNORE_INDEX: the loss has nothing to learn from.
-    With `expect_masked` (assistant_only_loss=True), none masked means the questions are trained too."""
-    flat = _flat(labels)
-    trained = sum(label != IGNORE_INDEX for label in flat)
-    look = "decode a batch's trained tokens, as notebook 4 section 10 does"
-    if not flat:
-        return [Problem("labels", "the batch has no labels at all", "check that the dataset is not empty; " + look)]
-    if trained == 0:
-        return [Problem("labels", f"all {len(flat):,} labels in the batch are {IGNORE_INDEX}: no token is trained, so "
-                        "the loss is 0 or nan and the adapter learns nothing",
-                        "check the chat template's {% generation %} markers and that max_length does not cut the "
-                        "answers off (notebook 3's length histogram); " + look)]
-    if expect_masked and trained == len(flat):
-        return [Problem("labels", f"all {len(flat):,} labels are trained, although assistant_only_loss=True should mask "
-                        "the questions", "check the chat template's {% generation %} markers; " + look)]
-    return []
-
-
 def is_out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
@@ -240,7 +144,8 @@ def oom_advice(batch: int | None = None, accumulation: int = 1, max_length: int 
     if r is None or r > 4:
         steps.append(f"LoRA r {r} -> {r // 2}, lora_alpha -> {r}" if r else "a lower LoRA r (lora_alpha = 2r)")
     if not load_in_4bit:
-        steps.append("load_in_4bit=True in FastLanguageModel.from_pretrained (QLoRA): a quarter of the weights' memory")
+        steps.append("load_in_4bit=True in FastLanguageModel.from_pretrained (QLoRA): the blocks' Linear weights in "
+                     "4 bits, about half the model's 16-bit size at 0.3B (the embeddings stay 16-bit)")
     if not gradient_checkpointing:
         steps.append('use_gradient_checkpointing="unsloth" in get_peft_model (and gradient_checkpointing=True in '
                      "SFTConfig): recompute activations instead of keeping them")
@@ -263,7 +168,8 @@ def check_error(error: BaseException, settings: dict | None = None) -> list[Prob
         found = check_config_kwargs([name]) if "SFTConfig" in message or "Arguments" in message else []
         return found or check_trainer_kwargs([name]) or check_config_kwargs([name])
     if "training-compatible" in message or ("generation" in message and "chat template" in message):
-        return [template_problem("TRL refused the chat template")]
+        return [Problem("chat template", "TRL refused the chat template: with assistant_only_loss=True it needs "
+                        "{% generation %} markers to tell the answer tokens apart", TEMPLATE_FIX)]
     if "bf16" in message and ("doesn't support" in message or "requires" in message):
         return [Problem("precision", f"the trainer refused bf16: {message.splitlines()[0]}",
                         "pass bf16=precision.bf16, fp16=precision.fp16 (and use_cpu=True without a GPU) to SFTConfig")]
@@ -287,7 +193,7 @@ def _model_settings(model) -> dict:
     return found
 
 
-def doctor(model=None, tokenizer=None, training_args=None, trainer=None, *, error=None, source: str | None = None,
+def doctor(model=None, tokenizer=None, training_args=None, trainer=None, *, error=None,
            capability=DETECT, in_colab: bool | None = None, modules=None, show: bool = True) -> list[Problem]:
     """Run every check the given objects allow, print each problem with its fix (or "no problems found"), and
     return the problems. `capability` (e.g. (7, 5); None for no GPU), `in_colab` and `modules` (names in import
@@ -317,18 +223,15 @@ def doctor(model=None, tokenizer=None, training_args=None, trainer=None, *, erro
     assistant_only = bool(getattr(training_args, "assistant_only_loss", False))
     if tokenizer is not None and (training_args is None or assistant_only):
         checked.append("chat template")
-        problems += check_chat_template(getattr(tokenizer, "chat_template", None))
+        problems += check_chat_template(tokenizer)
     if trainer is not None:
         checked.append("labels")
         try:
             batch = next(iter(trainer.get_train_dataloader()))
-            problems += check_labels(batch["labels"], expect_masked=assistant_only)
+            problems += check_labels(batch, answers_only=assistant_only)
         except Exception as failed:  # a batch that cannot be built is itself the finding
             problems.append(Problem("labels", f"could not build a training batch: {type(failed).__name__}: {failed}",
                                     "read the error above; the dataset needs a `messages` column (notebook 3)"))
-    if source is not None:
-        checked.append("source")
-        problems += check_source(source)
     if error is not None:
         checked.append("error")
         settings = dict(model_settings)

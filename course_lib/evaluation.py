@@ -1,8 +1,62 @@
-"""Held-out evaluation: greedy answers, batched, and exact match of the final number."""
+"""Held-out evaluation: greedy answers, batched; whether each stopped where training taught it to, whether
+its final number is right, and how far 50 questions let those rates be trusted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from course_lib.ernie import END_OF_TURN
+
+Z_95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The 95% Wilson score interval of the proportion k/n. Unlike p ± z·sqrt(p(1-p)/n) it stays inside [0, 1]
+    and does not shrink to a point at 0/n or n/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def proportion(flags: list[bool]) -> str:
+    """"12/50 = 24.0% (95% CI 14.3-37.4%)"."""
+    k, n = sum(flags), len(flags)
+    low, high = wilson_interval(k, n)
+    share = f"{100 * k / n:.1f}%" if n else "n/a"
+    return f"{k}/{n} = {share} (95% CI {100 * low:.1f}-{100 * high:.1f}%)"
+
+
+@dataclass
+class PairedTest:
+    """Exact McNemar test of before/after on the same questions: only the discordant pairs carry information
+    (right only after: `gained`; right only before: `lost`); under "no change" each of them is a fair coin."""
+    gained: int
+    lost: int
+    same: int
+
+    @property
+    def p_value(self) -> float:
+        n, k = self.gained + self.lost, min(self.gained, self.lost)
+        return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)  # two-sided sign test
+
+    def summary(self, what: str) -> str:
+        verdict = ("more than chance explains (p < 0.05)" if self.p_value < 0.05
+                   else "chance alone could explain it (p >= 0.05)")
+        return (f"{what}: {self.gained} only after, {self.lost} only before, {self.same} the same; exact McNemar "
+                f"p = {self.p_value:.3g}: {verdict}")
+
+
+def paired_test(before: list[bool], after: list[bool]) -> PairedTest:
+    if len(before) != len(after):
+        raise ValueError(f"a paired test needs the same questions: {len(before)} results before, {len(after)} after")
+    gained = sum(a and not b for b, a in zip(before, after))
+    lost = sum(b and not a for b, a in zip(before, after))
+    return PairedTest(gained, lost, len(before) - gained - lost)
 
 
 @dataclass
@@ -10,43 +64,63 @@ class Evaluation:
     questions: list[str]
     references: list[str]
     predictions: list[str]
-    correct: list[bool]
+    correct: list[bool]  # the final number equals the reference's
+    endings: list[str | None] = field(default_factory=list)  # the stop token each answer ended with; None: out of tokens
+    left_out: int = 0  # rows skipped: their reference states no clear final number
 
     @property
     def accuracy(self) -> float:
         return sum(self.correct) / len(self.correct) if self.correct else 0.0
 
+    @property
+    def stopped(self) -> list[bool]:
+        """Whether each answer ended as training teaches: with ERNIE's end of turn, within the token budget."""
+        return [ending == END_OF_TURN for ending in self.endings]
+
     def summary(self) -> str:
-        return f"{sum(self.correct)}/{len(self.correct)} correct = {100 * self.accuracy:.1f}% exact match"
-
-
-from course_lib.ernie import END_OF_TURN
+        counts = Counter("out of tokens" if ending is None else f"at {ending}" for ending in self.endings)
+        text = (f"final number right {proportion(self.correct)}; stopped at {END_OF_TURN} {proportion(self.stopped)}"
+                f"; ended: {', '.join(f'{n} {how}' for how, n in counts.most_common())}")
+        if self.left_out:
+            text += f"; {self.left_out} rows left out (no clear final number in the reference)"
+        return text
 
 
 def stop_token_ids(tokenizer) -> list[int]:
     """Token ids that end an answer: the tokenizer's end of text and, where the vocabulary has it as one
     token, ERNIE's end of turn, which is what a fine-tuned model writes after its answer."""
     stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id and end_of_turn not in stops:
+    end_of_turn = end_of_turn_id(tokenizer)
+    if end_of_turn is not None and end_of_turn not in stops:
         stops.append(end_of_turn)
     return stops
 
 
-def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int = 256, batch_size: int = 16,
-                     progress: bool = True) -> list[str]:
-    """Greedy answers to `questions`, asked in ERNIE's chat format, in batches; each stops at a token of
-    `stop_token_ids` or after `max_new_tokens`."""
+def end_of_turn_id(tokenizer) -> int | None:
+    token_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    return token_id if isinstance(token_id, int) and token_id != tokenizer.unk_token_id else None
+
+
+def chat_prompts(tokenizer, questions: list[str]) -> list[str]:
+    """Each question as a user turn in the tokenizer's chat format, ending at "Assistant:" (chat_format says why)."""
+    from course_lib.chat_format import generation_prompt  # it imports this module
+
+    return [generation_prompt(tokenizer, [{"role": "user", "content": q}]) for q in questions]
+
+
+def generate_turns(model, tokenizer, questions: list[str], max_new_tokens: int = 256, batch_size: int = 16,
+                   progress: bool = True) -> tuple[list[str], list[str | None]]:
+    """(greedy answers, how each ended) for `questions`, in batches: each answer stops at a token of
+    `stop_token_ids` (its ending is that token, e.g. "</s>") or after `max_new_tokens` (its ending is None)."""
     import torch
     from tqdm.auto import tqdm
 
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                             add_generation_prompt=True) for q in questions]
+    prompts = chat_prompts(tokenizer, questions)
     # A decoder-only model continues from the last token, so pad on the left; restore the trainer's side after.
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
     stops = stop_token_ids(tokenizer)
-    answers = []
+    answers, endings = [], []
     try:
         for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
@@ -54,22 +128,45 @@ def generate_answers(model, tokenizer, questions: list[str], max_new_tokens: int
             with torch.no_grad():
                 output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
                                         pad_token_id=tokenizer.pad_token_id)
-            new_tokens = output[:, batch["input_ids"].shape[1]:]
+            new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
             answers += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            for tokens in new_tokens:
+                stop = first_stop(tokens, stops)
+                endings.append(None if stop is None else tokenizer.convert_ids_to_tokens(stop))
     finally:
         tokenizer.padding_side = side
-    return answers
+    return answers, endings
+
+
+def first_stop(tokens: list[int], stops: list[int]) -> int | None:
+    """The first stop token of a generated sequence (what ended it), None when it ran out of tokens."""
+    return next((token for token in tokens if token in stops), None)
+
+
+def generate_answers(model, tokenizer, questions: list[str], **generate_kwargs) -> list[str]:
+    """Greedy answers to `questions`, asked in ERNIE's chat format (see `generate_turns`)."""
+    return generate_turns(model, tokenizer, questions, **generate_kwargs)[0]
 
 
 def evaluate(model, tokenizer, dataset, limit: int | None = None, **generate_kwargs) -> Evaluation:
-    """Exact match of the final numeric answer on `dataset` (question/answer rows)."""
-    from course_lib.data import answers_match
+    """Scores the first `limit` rows of `dataset` (question/answer) whose reference states a clear final
+    number (`data.clear_final_number`); the rows skipped before them are counted in `left_out`. An answer is
+    right when its final number equals the reference's; `Evaluation.stopped` says whether it ended with
+    ERNIE's end of turn, `endings` how each one ended."""
+    from course_lib.data import answers_match, clear_final_number
 
-    rows = dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
-    questions, references = list(rows["question"]), list(rows["answer"])
-    predictions = generate_answers(model, tokenizer, questions, **generate_kwargs)
+    rows, left_out = [], 0
+    for row in dataset:
+        if limit is not None and len(rows) == limit:
+            break
+        if clear_final_number(row["answer"]) is None:
+            left_out += 1
+        else:
+            rows.append(row)
+    questions, references = [row["question"] for row in rows], [row["answer"] for row in rows]
+    predictions, endings = generate_turns(model, tokenizer, questions, **generate_kwargs)
     correct = [answers_match(p, r) for p, r in zip(predictions, references)]
-    return Evaluation(questions, references, predictions, correct)
+    return Evaluation(questions, references, predictions, correct, endings, left_out)
 
 
 def side_by_side(before: Evaluation, after: Evaluation, n: int = 3, width: int = 300) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from course_lib.ernie import DEFAULT_MODEL
 
 MODEL_ENV = "ERNIE_COURSE_MODEL"
-CHOICES = ("auto", "hub", "tiny", "random-0.3b")
+CHOICES = ("auto", "hub", "tiny", "random-0.3b", "tiny-moe")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class ModelChoice:
         if self.source == "hub":
             return f"MODEL: {self.name_or_path} from the Hugging Face Hub ({self.reason})."
         what = {
-            "tiny": "the TINY ERNIE-4.5 SLICE (2 layers, 0.5M parameters, pre-trained ~20 s on this machine)",
+            "tiny": f"the TINY ERNIE-4.5 SLICE, a stand-in for the chat model {DEFAULT_MODEL} (2 layers, 0.5M "
+                    f"parameters, pre-trained and chat-trained ~30 s on this machine)",
+            "tiny-moe": "the TINY ERNIE-4.5 MIXTURE-OF-EXPERTS STAND-IN (3 layers, 8 routed experts, top-2)",
             "random-0.3b": "a RANDOM-WEIGHT model of ERNIE-4.5-0.3B's full shape (built on this machine)",
         }[self.source]
         line = "!" * 100
@@ -54,5 +56,9 @@ def resolve_model(hub_id: str = DEFAULT_MODEL, mode: str | None = None) -> Model
             return ModelChoice(hub_id, "hub", "the Hub is reachable")
         reason = f"the Hugging Face Hub is not reachable from this machine, so {hub_id} cannot be downloaded"
         return ModelChoice(str(ensure_tiny_ernie("tiny")), "tiny", reason)
+    if mode == "tiny-moe":
+        from course_lib.tiny_ernie_moe import ensure_tiny_ernie_moe
+
+        return ModelChoice(str(ensure_tiny_ernie_moe()), mode, f"{MODEL_ENV}={mode} asked for it")
     shape = "tiny" if mode == "tiny" else "0.3b"
     return ModelChoice(str(ensure_tiny_ernie(shape)), mode, f"{MODEL_ENV}={mode} asked for it")

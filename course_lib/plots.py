@@ -20,17 +20,37 @@ def losses_from_history(log_history: list[dict]) -> tuple[list[int], list[float]
     return [row["step"] for row in rows], [float(row["loss"]) for row in rows]
 
 
-def plot_loss(log_history: list[dict], smooth: int = 5):
-    """Training loss per logged step, with a running mean over `smooth` points to show the trend."""
+def eval_losses_from_history(log_history: list[dict]) -> tuple[list[int], list[float]]:
+    """(steps, held-out losses) of the trainer's evaluations (`eval_strategy`), step 0 being `eval_on_start`."""
+    rows = [row for row in log_history if "eval_loss" in row]
+    return [row["step"] for row in rows], [float(row["eval_loss"]) for row in rows]
+
+
+def loss_table(log_history: list[dict]) -> list[dict]:
+    """One row per evaluation: its step, the held-out loss, and the mean training loss of the steps since the
+    evaluation before (None at step 0): a fair pair, since a single step's loss rests on one batch."""
     steps, losses = losses_from_history(log_history)
-    fig, ax = _axes("Training loss", "step", "loss (answer tokens only)")
+    rows, previous = [], 0
+    for step, eval_loss in zip(*eval_losses_from_history(log_history)):
+        since = [loss for s, loss in zip(steps, losses) if previous < s <= step]
+        rows.append({"step": step, "training loss (mean since the last evaluation)":
+                     sum(since) / len(since) if since else None, "held-out loss": eval_loss})
+        previous = step
+    return rows
+
+
+def plot_loss(log_history: list[dict], smooth: int = 5):
+    """Training loss per logged step, with a running mean over `smooth` points to show the trend, and the
+    held-out loss of each evaluation when the trainer made some."""
+    steps, losses = losses_from_history(log_history)
+    fig, ax = _axes("Training and held-out loss", "step", "loss (answer tokens only)")
     ax.plot(steps, losses, marker=".", alpha=0.5, label="logged loss")
     if len(losses) >= smooth:
         means = [sum(losses[i - smooth + 1:i + 1]) / smooth for i in range(smooth - 1, len(losses))]
         ax.plot(steps[smooth - 1:], means, linewidth=2, label=f"mean of {smooth}")
-    evals = [(row["step"], row["eval_loss"]) for row in log_history if "eval_loss" in row]
-    if evals:
-        ax.plot(*zip(*evals), marker="o", label="held-out loss")
+    eval_steps, eval_losses = eval_losses_from_history(log_history)
+    if eval_steps:
+        ax.plot(eval_steps, eval_losses, marker="o", label="held-out loss")
     ax.legend()
     return fig
 

@@ -95,7 +95,8 @@ def learning_rate_slider(value: float = 2e-4):
 
     def describe(lr):
         if lr > 1e-3:
-            advice = "high for LoRA: expect a jumpy or exploding loss"
+            advice = ("above LoRA's usual 1e-4 to 5e-4: watch the loss for spikes (the tiny stand-in takes more: "
+                      "exercise 1)")
         elif lr < 2e-5:
             advice = "low for LoRA: the loss will fall slowly"
         else:

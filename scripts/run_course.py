@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def main() -> None:
     if args.notebooks:
         paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in args.notebooks)]
     out_dir = args.out / args.edition
+    load = os.getloadavg()[0]  # times depend on it: quote them with the machine and the load
     timings = {}
     for path in paths:
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
@@ -81,6 +83,9 @@ def main() -> None:
         # Rewritten after every notebook, so that a run cut short still leaves what it measured.
         (out_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     total = sum(t["seconds"] for t in timings.values())
+    print(f"\nmeasured on {platform.machine()} with {os.cpu_count()} cores, load average {load:.1f} at the start:")
+    for name, timing in timings.items():
+        print(f"  {name:<32} {timing['seconds']:>7.1f} s")
     print(f"all {len(paths)} notebooks in {total:.0f} s; work folder: {os.environ['ERNIE_COURSE_WORK']}")
 
 

@@ -12,16 +12,18 @@ inputs=(requirements.txt requirements-unsloth.txt requirements-dev.txt constrain
 want="$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)"
 if [ -f "$venv/.installed" ] && [ "$(cat "$venv/.installed")" = "$want" ]; then
   echo "setup: $venv is up to date"
-  exit 0
+else
+  start=$SECONDS
+  rm -f "$venv/.installed"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch_pin"
+  "${pip[@]}" -r requirements.txt -r requirements-dev.txt -c constraints.txt
+  "${pip[@]}" --no-deps -r requirements-unsloth.txt
+  "${pip[@]}" --no-deps --no-build-isolation -e .
+  echo "$want" > "$venv/.installed"
+  echo "setup: $venv ready in $((SECONDS - start)) s ($(du -sh "$venv" | cut -f1))"
 fi
-
-start=$SECONDS
-rm -f "$venv/.installed"
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch_pin"
-"${pip[@]}" -r requirements.txt -r requirements-dev.txt -c constraints.txt
-"${pip[@]}" --no-deps -r requirements-unsloth.txt
-"${pip[@]}" --no-deps --no-build-isolation -e .
-echo "$want" > "$venv/.installed"
-echo "setup: $venv ready in $((SECONDS - start)) s ($(du -sh "$venv" | cut -f1))"
+# llama.cpp's GGUF converter, from llama-cpp-python's pinned, hash-checked source distribution (77 MB, into
+# $venv/share); a no-op once it is there. Its version and hash live in course_lib/export.py.
+"$venv/bin/python" -m course_lib.export fetch

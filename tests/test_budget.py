@@ -1,10 +1,12 @@
 """The T4 budget estimator: it must reproduce the GPU runs its constants came from (bench/RESULTS.md), move the
-right way when a slider moves, and warn when a run will not fit. Pure arithmetic: no GPU, no torch."""
+right way when a slider moves, and warn when a run will not fit. Arithmetic, except the 21B's counts, which are
+taken from the real config on PyTorch's meta device (shapes without weights)."""
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from course_lib import budget
 from course_lib.environment import Gpu
@@ -87,19 +89,67 @@ def test_four_bit_is_smaller_than_16_bit_at_0_3b():
     assert four.seconds > sixteen.seconds  # dequantizing costs time (measured 5% on the H200)
 
 
+LARGE = "baidu/ERNIE-4.5-21B-A3B-PT"
+
+
+def test_21b_counts_are_the_real_configs():
+    """SHAPES["21b-a3b"] against ERNIE-4.5-21B-A3B built from transformers' config on the meta device, and the LoRA
+    count against PEFT with every part named (what Unsloth's GPU get_peft_model made of the seven names)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Ernie4_5_MoeForCausalLM
+
+    from course_lib.tiny_ernie_moe import EXPERT_PARAMETERS, moe_config, parameter_parts
+
+    config = moe_config("21b-a3b")
+    with torch.device("meta"):
+        model = Ernie4_5_MoeForCausalLM(config)
+    parts = parameter_parts(model)
+    shape = budget.SHAPES["21b-a3b"]
+    assert sum(parts.values()) == shape.params == 21_825_437_888
+    assert parts["embeddings"] == shape.embedding_params and parts["routed experts"] == shape.expert_params
+    idle = parts["routed experts"] * (1 - config.moe_k / config.moe_num_experts)
+    assert shape.active_params == pytest.approx(shape.params - idle, rel=0.001)
+    lora = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                            target_parameters=EXPERT_PARAMETERS + ["gate_proj.weight", "up_proj.weight",
+                                                                                   "down_proj.weight"]),
+                          low_cpu_mem_usage=True)
+    assert lora.get_nb_trainable_parameters()[0] == 16 * shape.lora_params_per_rank
+
+
 def test_the_21b_model_does_not_fit_a_t4_in_16_bit():
-    est = budget.estimate(model="baidu/ERNIE-4.5-21B-A3B-PT", precision="fp16")
+    est = budget.estimate(model=LARGE, precision="fp16")
     assert est.weights_gib > 40 and not est.fits(budget.T4_GIB)
     assert "weights alone" in budget.warning(est) and "4-bit" in budget.warning(est)
 
 
 def test_the_21b_model_in_4_bit_at_the_course_default_does_not_fit_either():
-    est = budget.estimate(model="baidu/ERNIE-4.5-21B-A3B-PT", load_in_4bit=True)
-    assert 10 < est.weights_gib < 13  # 21.8B parameters at ~0.52 byte, the embeddings in 16-bit
+    est = budget.estimate(model=LARGE, load_in_4bit=True)
+    assert 10 < est.weights_gib < 12  # 21.8B parameters at ~0.52 byte, the embeddings in 16-bit
+    assert est.lora_gib > 2.5  # r=16 on every part, the routed experts included: 284M parameters
     assert not est.fits(budget.T4_GIB)
     assert "will NOT fit" in budget.warning(est)
     assert any("never measured" in note for note in est.notes)
-    assert "never measured" in budget.budget_readout(model="baidu/ERNIE-4.5-21B-A3B-PT", load_in_4bit=True)
+    assert "never measured" in budget.budget_readout(model=LARGE, load_in_4bit=True)
+
+
+@pytest.mark.parametrize("gpu, fits", [("T4", False), ("L4", True), ("A100", True), ("A100-80GB", True)])
+def test_21b_verdicts_with_4_bit_experts(gpu, fits):
+    """QLoRA as Unsloth runs it on a GPU (experts in 4-bit), the seven names, one packed row of 1,024 tokens."""
+    assert budget.estimate(model=LARGE, load_in_4bit=True, batch=1, gpu=gpu).fits() is fits
+
+
+def test_21b_on_a_t4_only_with_attention_only_lora():
+    """Without the routed experts' 269M LoRA parameters the 4-bit 21B leaves a T4 some room."""
+    est = budget.estimate(model=LARGE, load_in_4bit=True, batch=1, trainable_params=16 * 458_752)
+    assert est.fits(headroom=budget.HEADROOM) and 12 < est.peak_gib < 14
+
+
+@pytest.mark.parametrize("gpu, fits", [("T4", False), ("L4", False), ("A100", False), ("A100-80GB", True)])
+def test_21b_verdicts_with_16_bit_experts(gpu, fits):
+    """4-bit loading that skips the fused experts (plain transformers + bitsandbytes) keeps 20.4B weights in 16-bit."""
+    est = budget.estimate(model=LARGE, load_in_4bit=True, experts_4bit=False, batch=1, gpu=gpu, precision="bf16")
+    assert est.weights_gib > 38 and est.fits() is fits
+    assert "16-bit experts" in est.settings and any("16-bit, as plain" in note for note in est.notes)
 
 
 def test_warning_says_nothing_when_the_run_fits_comfortably():

@@ -31,19 +31,32 @@ def test_script_template_is_the_course_template():
     assert load_script().TRAINING_CHAT_TEMPLATE == ernie.TRAINING_CHAT_TEMPLATE
 
 
+def test_script_constants_are_the_course_constants():
+    script = load_script()
+    assert script.TARGET_MODULES == ernie.LORA_TARGETS
+    assert script.END_OF_TURN == ernie.END_OF_TURN
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
 
-def test_script_trains_saves_and_merges(tmp_path):
+def test_script_trains_saves_merges_and_serves(tmp_path, capsys):
+    """--serve: transformers serve on 127.0.0.1 answers as in-process generate does (else the script exits),
+    and is stopped afterwards."""
+    import psutil
     from transformers import AutoModelForCausalLM
 
     model = resolve_model(mode="tiny").name_or_path
     data = write_jsonl(tmp_path / "mine.jsonl", bundled_rows("train")[:200])
     losses = load_script().main(["--model", model, "--data", str(data), "--output", str(tmp_path / "out"),
-                                 "--max-steps", "20", "--learning-rate", "1e-3"])
+                                 "--max-steps", "20", "--learning-rate", "1e-3", "--serve", "--max-new-tokens", "48"])
     assert losses[-1] < losses[0], losses
+    printed = capsys.readouterr().out
+    assert "at http://127.0.0.1:" in printed and "server's answer == in-process generate's: True" in printed
+    merged_dir = str((tmp_path / "out" / "merged-16bit").resolve())
+    assert not [p for p in psutil.process_iter(["cmdline"]) if merged_dir in (p.info["cmdline"] or [])]
     assert (tmp_path / "out" / "lora-adapter" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "merged-16bit", dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
@@ -59,6 +72,13 @@ def test_script_names_missing_columns(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "no column(s) ['answer', 'question']; found ['prompt', 'response']" in result.stderr
+
+
+def test_serve_without_a_merged_model_is_refused(capsys):
+    with pytest.raises(SystemExit) as exited:
+        load_script().parse_args(["--data", "x.jsonl", "--output", "out", "--serve", "--no-merge"])
+    assert exited.value.code == 2
+    assert "--serve needs the merged model: transformers serve cannot load an adapter" in capsys.readouterr().err
 
 
 def test_fallback_trains_an_adapter_only_when_missing(tmp_path):

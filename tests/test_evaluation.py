@@ -3,7 +3,8 @@
 import pytest
 
 from course_lib import evaluation
-from course_lib.evaluation import Evaluation, evaluate, generate_answers, side_by_side, stop_token_ids
+from course_lib.evaluation import (Evaluation, evaluate, generate_answers, generate_turns, paired_test, proportion,
+                                   side_by_side, stop_token_ids, wilson_interval)
 from course_lib.ernie import END_OF_TURN
 
 
@@ -59,12 +60,39 @@ def test_generation_stops_at_a_stop_token(slice_and_questions, monkeypatch):
     model, tokenizer, rows = slice_and_questions
     question = rows[0]["question"]
     full = generate_answers(model, tokenizer, [question], max_new_tokens=64, progress=False)[0]
-    assert "\n" in full  # the slice writes its worked steps on several lines
-    # Make the newline token (byte-level BPE calls it "Ċ") the end of turn: answers must end at the first line.
-    monkeypatch.setattr(evaluation, "END_OF_TURN", "Ċ")
-    assert tokenizer.convert_tokens_to_ids("Ċ") in stop_token_ids(tokenizer)
+    tokens = tokenizer.tokenize(" " + full)  # as generated: the first word carries the space after "Assistant:"
+    stop = next(i for i in range(2, len(tokens)) if tokens[i] not in tokens[:i])
+    # Make a token the answer writes the end of turn: the answer must end right before it.
+    monkeypatch.setattr(evaluation, "END_OF_TURN", tokens[stop])
+    assert tokenizer.convert_tokens_to_ids(tokens[stop]) in stop_token_ids(tokenizer)
     cut = generate_answers(model, tokenizer, [question], max_new_tokens=64, progress=False)[0]
-    assert cut == full.split("\n")[0]
+    assert cut == tokenizer.convert_tokens_to_string(tokens[:stop]).strip() != full
+
+
+def test_each_answer_says_how_it_ended(slice_and_questions, monkeypatch):
+    """An answer's ending is the stop token it ended with, or None when it ran out of tokens. Made the end of turn,
+    a token from inside an answer ends it there, one token earlier than the greedy answer went on."""
+    import torch
+
+    model, tokenizer, rows = slice_and_questions
+    questions = [row["question"] for row in rows[:4]]
+    stops = stop_token_ids(tokenizer)
+    endings = generate_turns(model, tokenizer, questions, max_new_tokens=256, progress=False)[1]
+    assert set(endings) <= set(tokenizer.convert_ids_to_tokens(stops))  # the stand-in stops by itself
+    assert generate_turns(model, tokenizer, questions, max_new_tokens=2, progress=False)[1] == [None] * 4
+    batch = tokenizer(evaluation.chat_prompts(tokenizer, questions[:1]), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        output = model.generate(**batch, max_new_tokens=256, do_sample=False, eos_token_id=stops,
+                                pad_token_id=tokenizer.pad_token_id)
+    greedy = output[0, batch["input_ids"].shape[1]:].tolist()
+    k = next(i for i in range(2, len(greedy)) if greedy[i] not in greedy[:i] + stops)  # new to the answer there
+    monkeypatch.setattr(evaluation, "END_OF_TURN", tokenizer.convert_ids_to_tokens(greedy[k]))
+    assert greedy[k] in stop_token_ids(tokenizer)
+    answers, endings = generate_turns(model, tokenizer, questions[:1], max_new_tokens=256, progress=False)
+    assert endings == [evaluation.END_OF_TURN]
+    assert answers == [tokenizer.decode(greedy[:k], skip_special_tokens=True).strip()]
+    assert evaluation.first_stop([5, 9, 7, 2], [2, 7]) == 7
+    assert evaluation.first_stop([5, 9], [2, 7]) is None
 
 
 def test_stop_tokens_without_an_end_of_turn_token():
@@ -84,18 +112,58 @@ def test_evaluate_scores_the_final_number(slice_and_questions):
     model, tokenizer, rows = slice_and_questions
     table = datasets.Dataset.from_list(rows)
     result = evaluate(model, tokenizer, table, limit=4, max_new_tokens=48, progress=False)
-    assert len(result.questions) == len(result.predictions) == len(result.correct) == 4
-    assert result.references == [row["answer"] for row in rows[:4]]
+    assert len(result.questions) == len(result.predictions) == len(result.correct) == len(result.endings) == 4
+    assert result.stopped == [ending == END_OF_TURN for ending in result.endings]
+    assert result.references == [row["answer"] for row in rows[:4]] and result.left_out == 0
     from course_lib.data import answers_match
 
     assert result.correct == [answers_match(p, r) for p, r in zip(result.predictions, result.references)]
 
 
-def test_accuracy_and_summary():
+def test_evaluate_leaves_out_references_without_a_clear_final_number(slice_and_questions):
+    import datasets
+
+    model, tokenizer, rows = slice_and_questions
+    unclear = [{"question": rows[0]["question"], "answer": "The sides are 3 cm and 4 cm."},
+               {"question": rows[1]["question"], "answer": "So 3/4 of it is left."}]
+    table = datasets.Dataset.from_list(unclear + rows)
+    result = evaluate(model, tokenizer, table, limit=3, max_new_tokens=8, progress=False)
+    assert result.left_out == 2 and result.questions == [row["question"] for row in rows[:3]]
+    assert "2 rows left out" in result.summary()
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    (0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0), (1, 50, 0.0035, 0.1050),
+    (25, 50, 0.3664, 0.6336),
+])
+def test_wilson_interval_matches_known_values(k, n, low, high):
+    assert wilson_interval(k, n) == (pytest.approx(low, abs=5e-4), pytest.approx(high, abs=5e-4))
+
+
+def test_paired_test_counts_only_the_discordant_questions():
+    before = [True, True, False, False, False, False, False, True]
+    after = [True, False, True, True, True, True, True, True]
+    test = paired_test(before, after)
+    assert (test.gained, test.lost, test.same) == (5, 1, 2)
+    assert test.p_value == pytest.approx(2 * (1 + 6) / 2 ** 6)  # two-sided binomial tail of 1 in 6
+    assert paired_test([False] * 5, [True] * 5).p_value == pytest.approx(0.0625)
+    assert paired_test([False] * 10, [True] * 10).p_value == pytest.approx(2 / 1024)
+    assert paired_test([True, False], [True, False]).p_value == 1.0  # nothing changed
+    assert paired_test([True, False, True], [False, True, True]).p_value == 1.0
+    assert "more than chance" in paired_test([False] * 10, [True] * 10).summary("right")
+    assert "chance alone could explain" in test.summary("right")
+    with pytest.raises(ValueError, match="same questions"):
+        paired_test([True], [True, False])
+
+
+def test_accuracy_stopped_and_summary():
     result = Evaluation(["q1", "q2", "q3", "q4"], ["1", "2", "3", "4"], ["1", "5", "3", "4"],
-                        [True, False, True, True])
-    assert result.accuracy == 0.75
-    assert result.summary() == "3/4 correct = 75.0% exact match"
+                        [True, False, True, True], [END_OF_TURN, END_OF_TURN, "</s>", END_OF_TURN])
+    assert result.accuracy == 0.75 and result.stopped == [True, True, False, True]
+    assert proportion(result.correct) == "3/4 = 75.0% (95% CI 30.1-95.4%)"
+    assert result.summary() == (f"final number right 3/4 = 75.0% (95% CI 30.1-95.4%); stopped at {END_OF_TURN} "
+                                f"3/4 = 75.0% (95% CI 30.1-95.4%); ended: 3 at {END_OF_TURN}, 1 at </s>")
+    assert "1 out of tokens" in Evaluation(["q"], ["1"], ["1"], [True], [None]).summary()
     assert Evaluation([], [], [], []).accuracy == 0.0
 
 

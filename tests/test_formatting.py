@@ -81,7 +81,8 @@ def test_show_trained_tokens_marks_the_prompt(tokenizer):
     out = tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=True, return_dict=True,
                                         return_assistant_tokens_mask=True)
     shown = show_trained_tokens(tokenizer, out["input_ids"], out["assistant_masks"])
-    assert shown == f"[masked: <|begin_of_sentence|>User: {row['question']}\nAssistant: ]{row['answer']}{END_OF_TURN}"
+    # ERNIE's tokenizer joins the space after "Assistant:" to the answer's first word, so it is trained with it
+    assert shown == f"[masked: <|begin_of_sentence|>User: {row['question']}\nAssistant:] {row['answer']}{END_OF_TURN}"
 
 
 def test_show_trained_tokens_marks_every_untrained_span(tokenizer):
@@ -89,8 +90,8 @@ def test_show_trained_tokens_marks_every_untrained_span(tokenizer):
                 {"role": "user", "content": "Q two"}, {"role": "assistant", "content": "A two"}]
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     assert show_trained_tokens(tokenizer, out["input_ids"], out["assistant_masks"]) == (
-        f"[masked: <|begin_of_sentence|>User: Q one\nAssistant: ]A one{END_OF_TURN}"
-        f"[masked: User: Q two\nAssistant: ]A two{END_OF_TURN}")
+        f"[masked: <|begin_of_sentence|>User: Q one\nAssistant:] A one{END_OF_TURN}"
+        f"[masked: User: Q two\nAssistant:] A two{END_OF_TURN}")
 
 
 def test_show_trained_tokens_checks_lengths(tokenizer):

@@ -11,7 +11,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from course_lib import links
+import links
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -51,10 +51,41 @@ def settings(path: Path) -> dict[str, str]:
             if isinstance(node, ast.Assign)}
 
 
-def test_the_course_has_its_five_english_notebooks():
-    names = [path.stem for path in ENGLISH]
-    assert names == ["01_setup", "02_lora_configuration", "03_data_formatting", "04_training",
-                     "05_merge_and_save"]
+def test_the_english_notebooks_are_numbered_from_01_without_gaps():
+    numbers = [int(path.stem[:2]) for path in ENGLISH]
+    assert numbers == list(range(1, len(ENGLISH) + 1)) and len(ENGLISH) >= 5, [path.name for path in ENGLISH]
+
+
+def unlinked(text: str, edition: str, prefix: str) -> list[str]:
+    """Notebooks of `edition` that `text` does not link (as `prefix` + edition/NN_name.ipynb)."""
+    return [path.name for path in sorted((NOTEBOOK_DIR / edition).glob("[0-9][0-9]_*.ipynb"))
+            if f"({prefix}{edition}/{path.name})" not in text]
+
+
+@pytest.mark.parametrize("document, edition, prefix", [("README.md", "en", "notebooks/"),
+                                                       ("README.zh.md", "zh", "notebooks/"),
+                                                       ("docs/teaching.md", "en", "../notebooks/")])
+def test_the_guides_link_every_notebook(document, edition, prefix):
+    assert unlinked((ROOT / document).read_text(), edition, prefix) == []
+
+
+def test_a_notebook_missing_from_a_readme_is_caught():
+    readme = (ROOT / "README.md").read_text().replace("(notebooks/en/04_training.ipynb)", "(somewhere-else)")
+    assert unlinked(readme, "en", "notebooks/") == ["04_training.ipynb"]
+
+
+def next_links(path: Path) -> list[str]:
+    """Targets of the links on a notebook's "Next:" line (下一步 in the Chinese edition)."""
+    lines = [source for kind, source in cells(path) if kind == "markdown"]
+    nexts = [line for cell in lines for line in cell.splitlines() if line.startswith(("Next:", "下一步："))]
+    return re.findall(r"\]\(([^)]+\.ipynb)\)", " ".join(nexts))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_notebook_links_the_next_one(source):
+    later = sorted(source.parent.glob("[0-9][0-9]_*.ipynb"))
+    following = [path.name for path in later if path.stem > source.stem][:1]
+    assert next_links(source) == following
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -140,21 +171,6 @@ def test_unsloth_is_imported_before_the_libraries_it_patches(source):
 def test_one_settings_cell_of_constants(source):
     values = settings(source)
     assert values and all(name.isupper() for name in values), values
-
-
-SHARED = ["MODEL_NAME", "MAX_SEQ_LENGTH", "LOAD_IN_4BIT", "LORA_R", "LORA_ALPHA", "LORA_DROPOUT", "TARGET_MODULES",
-          "USE_RSLORA", "MAX_LENGTH", "BATCH_SIZE", "GRAD_ACCUMULATION", "LEARNING_RATE", "MAX_STEPS",
-          "WARMUP_STEPS", "SEED"]
-
-
-def test_shared_settings_agree_across_notebooks():
-    seen: dict[str, tuple[str, str]] = {}
-    for source in SOURCES:
-        for name, value in settings(source).items():
-            if name in SHARED:
-                first = seen.setdefault(name, (value, source.name))
-                assert value == first[0], f"{name} is {value} in {source.name} but {first[0]} in {first[1]}"
-    assert {"MODEL_NAME", "LORA_R", "LEARNING_RATE", "MAX_STEPS"} <= set(seen)
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")

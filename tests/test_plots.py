@@ -36,3 +36,14 @@ def test_plot_schedule_draws_one_point_per_step_and_marks_the_peak():
     assert list(peak.get_xdata()) == [3, 3]  # steps 1-2 warm up; step 3 is the first at the peak rate
     assert "2 warm-up steps" in peak.get_label()
     assert len(plots.plot_schedule(rates, warmup_steps=0).axes[0].get_lines()) == 1
+
+
+def test_eval_losses_and_the_loss_table_pair_each_evaluation_with_the_steps_before_it():
+    history = [{"eval_loss": 1.2, "step": 0}, *LOG_HISTORY[:2], {"eval_loss": 0.85, "step": 2}, LOG_HISTORY[3],
+               {"eval_loss": 0.7, "step": 3}, LOG_HISTORY[4]]
+    assert plots.eval_losses_from_history(history) == ([0, 2, 3], [1.2, 0.85, 0.7])
+    column = "training loss (mean since the last evaluation)"
+    assert plots.loss_table(history) == [{"step": 0, column: None, "held-out loss": 1.2},
+                                         {"step": 2, column: 0.9, "held-out loss": 0.85},
+                                         {"step": 3, column: 0.6, "held-out loss": 0.7}]
+    assert plots.loss_table(LOG_HISTORY[:2]) == []

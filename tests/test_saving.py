@@ -1,5 +1,6 @@
-"""course_lib.saving, and the merge it measures: Unsloth's save_pretrained_merged on the tiny slice must
-reproduce base + adapter within the tolerance notebook 5 states, and a wrong merge must fail it."""
+"""course_lib.saving, and the merge it measures: Unsloth's save_pretrained_merged on the tiny slice must be
+W + s·B·A rounded once to the stored dtype, and reproduce base + adapter's logits within the tolerance notebook 5
+states; wrong merges must fail, and a rounding-sized fault must fail the weight check that the logits let through."""
 
 import ast
 from pathlib import Path
@@ -9,8 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from course_lib.data import bundled_rows, to_messages
-from course_lib.saving import (check_agreement, compare_logits, describe_folder, folder_size, human_size,
-                               stored_dtypes)
+from course_lib.saving import (adapter_deltas, check_agreement, check_merged_weights, compare_logits,
+                               describe_folder, folder_size, human_size, lora_scaling, read_safetensors,
+                               rounding_bound, stored_dtypes)
 from course_lib.tiny_ernie import ensure_tiny_ernie, make_tiny_ernie
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "en" / "05_merge_and_save.py"
@@ -185,8 +187,9 @@ def test_reloading_the_base_model_instead_fails_the_tolerance(lora_model):
     assert not passed, why
 
 
-def test_a_merge_with_the_wrong_scale_fails_the_tolerance(lora_model, tmp_path):
-    """B A merged at alpha / r halved (a classic bug: alpha / r forgotten or applied twice) must fail."""
+def test_a_merge_with_the_wrong_scale_fails_the_tolerance(lora_model, saved_merge, tmp_path):
+    """B A merged at alpha / r halved (a classic bug: alpha / r forgotten or applied twice) must fail both
+    the logit and the weight check."""
     model, tokenizer = lora_model
     layers = [module for module in model.modules() if isinstance(getattr(module, "scaling", None), dict)]
     assert len(layers) == 14  # 7 projections x 2 blocks
@@ -202,6 +205,8 @@ def test_a_merge_with_the_wrong_scale_fails_the_tolerance(lora_model, tmp_path):
     passed, why = check_agreement(compare_logits(model, half, batch["input_ids"], batch["attention_mask"]),
                                   LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)
     assert not passed, why
+    check = check_merged_weights(read_safetensors(tmp_path / "half"), saved_merge[0], ensure_tiny_ernie("tiny"))
+    assert not check.passed and len(check.problems) == 14 and check.untouched_equal == 6
 
 
 def test_an_adapter_folder_loads_back_as_base_plus_adapter(lora_model, tmp_path):
@@ -220,3 +225,156 @@ def test_an_adapter_folder_loads_back_as_base_plus_adapter(lora_model, tmp_path)
     batch = conversations_batch(tokenizer)
     result = compare_logits(model, loaded, batch["input_ids"], batch["attention_mask"])
     assert result["max_abs_diff"] == 0 and result["top1_agreement"] == 100.0
+
+
+# The weight check: the bound first, then the merge Unsloth wrote, then faults planted in it.
+
+@pytest.mark.parametrize("dtype, bits, subnormal_half_step", [(torch.float16, 11, 2.0 ** -25),
+                                                              (torch.bfloat16, 8, 2.0 ** -134)])
+def test_rounding_bound_holds_and_is_tight(dtype, bits, subnormal_half_step):
+    """Round fp32 values to nearest in `dtype` (normal, subnormal and zero): never farther than the bound, and
+    some as far as 99% of it, so no smaller bound would do. Half of it is too small."""
+    generator = torch.Generator().manual_seed(0)
+    info = torch.finfo(dtype)
+    exact = torch.cat([torch.randn(200_000, generator=generator) * 10.0 ** torch.randint(-3, 3, (200_000,), generator=generator),
+                       torch.rand(20_000, generator=generator) * info.smallest_normal * 2, torch.zeros(10)])
+    error = (exact.to(dtype).float() - exact).abs()
+    bound = rounding_bound(exact, dtype)
+    assert (error <= bound).all()
+    assert (error / bound).max() > 0.99
+    unit = 2.0 ** -bits
+    assert rounding_bound(torch.tensor([0.0, 1.0], dtype=torch.float64), dtype).tolist() == [
+        subnormal_half_step, unit + subnormal_half_step]
+    assert not (error <= unit / 2 * exact.abs() + subnormal_half_step).all()
+
+
+def test_lora_scaling_and_what_the_check_refuses():
+    config = {"peft_type": "LORA", "r": 16, "lora_alpha": 32, "use_rslora": False, "rank_pattern": {},
+              "alpha_pattern": {}, "use_dora": False, "fan_in_fan_out": False}
+    assert lora_scaling(config) == 2.0
+    assert lora_scaling({**config, "use_rslora": True}) == 8.0  # 32 / sqrt(16)
+    with pytest.raises(ValueError, match="use_dora"):
+        lora_scaling({**config, "use_dora": True})
+    with pytest.raises(ValueError, match="rank_pattern"):
+        lora_scaling({**config, "rank_pattern": {"q_proj": 8}})
+    a, b = torch.zeros(4, 8), torch.zeros(8, 4)
+    name = "base_model.model.model.layers.0.mlp.up_proj"
+    assert adapter_deltas({f"{name}.lora_A.weight": a, f"{name}.lora_B.weight": b}).keys() == {
+        "model.layers.0.mlp.up_proj.weight"}
+    with pytest.raises(ValueError, match="only one of lora_A / lora_B"):
+        adapter_deltas({f"{name}.lora_A.weight": a})
+    with pytest.raises(ValueError, match="not a LoRA A or B matrix"):
+        adapter_deltas({"base_model.model.lm_head.weight": a})
+
+
+@pytest.fixture(scope="module")
+def saved_merge(lora_model, tmp_path_factory):
+    """(adapter folder, merged folder) as notebooks 4 and 5 write them, with Unsloth's own calls."""
+    model, tokenizer = lora_model
+    folder = tmp_path_factory.mktemp("merge")
+    model.save_pretrained(folder / "adapter")
+    model.save_pretrained_merged(str(folder / "merged"), tokenizer, save_method="merged_16bit")
+    return folder / "adapter", folder / "merged"
+
+
+def test_unsloths_merge_is_w_plus_s_ba_rounded_once(saved_merge):
+    adapter, merged = saved_merge
+    tensors = read_safetensors(merged)
+    check = check_merged_weights(tensors, adapter, ensure_tiny_ernie("tiny"))
+    assert check.passed, check.summary()
+    assert len(check.adapted) == 14 and check.untouched_equal == len(tensors) - 14  # 7 projections x 2 blocks
+    assert 0.5 < check.worst[2] <= 1  # the rounding reaches far into its bound: a real 16-bit save, not fp32
+
+
+def nudge(tensor, bounds: float):
+    """`tensor` scaled by 1 + bounds·2^-p in its own dtype: `bounds` times the rounding bound, relatively."""
+    return (tensor.float() * (1 + bounds * torch.finfo(tensor.dtype).eps / 2)).to(tensor.dtype)
+
+
+NUDGED = "model.layers.0.mlp.down_proj.weight"
+
+
+def test_a_rounding_sized_fault_fails_the_weights_and_passes_the_logits(lora_model, saved_merge):
+    """One merged matrix made 4 rounding bounds larger: the weight check must fail, while the logit check of
+    notebook 5 lets it through. Both are measured on the same planted fault."""
+    model, tokenizer = lora_model
+    adapter, merged = saved_merge
+    tensors = read_safetensors(merged)
+    nudged = nudge(tensors[NUDGED], 4)
+    check = check_merged_weights({**tensors, NUDGED: nudged}, adapter, ensure_tiny_ernie("tiny"))
+    assert not check.passed and check.worst[0] == NUDGED and check.worst[2] > 3
+    assert [problem.split(":")[0] for problem in check.problems] == [NUDGED]
+    reloaded = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    with torch.no_grad():
+        reloaded.get_parameter(NUDGED).copy_(nudged)
+    batch = conversations_batch(tokenizer)
+    passed, why = check_agreement(compare_logits(model, reloaded, batch["input_ids"], batch["attention_mask"]),
+                                  LOGIT_TOLERANCE, MIN_TOP1_AGREEMENT)
+    assert passed, why
+
+
+def test_an_untouched_tensor_must_be_the_bases_bit_for_bit(saved_merge):
+    adapter, merged = saved_merge
+    tensors = read_safetensors(merged)
+    name = "model.layers.1.post_attention_layernorm.weight"
+    check = check_merged_weights({**tensors, name: nudge(tensors[name], 1.5)}, adapter, ensure_tiny_ernie("tiny"))
+    assert not check.passed and check.problems[0].startswith(f"{name}: no adapter touches it")
+    del tensors[name]
+    check = check_merged_weights(tensors, adapter, ensure_tiny_ernie("tiny"))
+    assert check.problems == [f"{name} is in the base model but not in the merged model"]
+
+
+def test_a_tied_output_layer_may_be_stored_once_or_twice_but_must_be_the_embeddings(saved_merge):
+    adapter, merged = saved_merge
+    tensors = read_safetensors(merged)
+    embeddings = tensors["model.embed_tokens.weight"]
+    assert check_merged_weights({**tensors, "lm_head.weight": embeddings.clone()}, adapter,
+                                ensure_tiny_ernie("tiny")).passed
+    check = check_merged_weights({**tensors, "lm_head.weight": nudge(embeddings, 1.5)}, adapter, ensure_tiny_ernie("tiny"))
+    assert check.problems == ["the merged model ties lm_head to the embeddings, yet stores two different matrices"]
+
+
+@pytest.mark.parametrize("dtype, other", [(torch.float16, torch.bfloat16), (torch.bfloat16, torch.float16)])
+def test_peft_merge_rounded_once_passes_and_rounded_twice_fails(lora_model, tmp_path, dtype, other):
+    """PEFT's merge_and_unload in fp32, cast to fp16 or bf16 (what Unsloth's CPU backend does, whichever the CPU
+    supports): within the bound. Cast through the other 16-bit type first, the values are rounded twice, and
+    the check says so, untouched tensors included."""
+    import copy
+
+    model, _ = lora_model
+    merged = copy.deepcopy(model).merge_and_unload()
+    once = {name: tensor.to(dtype) for name, tensor in merged.state_dict().items() if name != "lm_head.weight"}
+    twice = {name: merged.state_dict()[name].to(other).to(dtype) for name in once}
+    model.save_pretrained(tmp_path / "adapter")
+    check = check_merged_weights(once, tmp_path / "adapter", ensure_tiny_ernie("tiny"))
+    assert check.passed and check.worst[2] > 0.9  # some value uses 90% of its bound: no looser one would do
+    check = check_merged_weights(twice, tmp_path / "adapter", ensure_tiny_ernie("tiny"))
+    assert not check.passed and any("no adapter touches it" in problem for problem in check.problems)
+
+
+def test_a_merge_from_bf16_weights_loaded_as_fp16_passes(lora_model, tmp_path):
+    """A T4 loads ERNIE's bf16 weights as fp16 and may merge from those: a cast that is exact for normal numbers
+    and rounds the subnormal ones, so some values are rounded twice there. The check allows exactly that, and
+    nothing more: the same merge nudged by 4 bounds still fails."""
+    from safetensors.torch import save_file
+
+    model, _ = lora_model
+    AutoModelForCausalLM.from_pretrained(ensure_tiny_ernie("tiny"), dtype=torch.bfloat16).save_pretrained(tmp_path / "base")
+    model.save_pretrained(tmp_path / "adapter")
+    # A small update, as a short run trains: where W is subnormal in fp16, W + s·B·A often is too
+    adapter = {name: tensor * 1e-4 if "lora_B" in name else tensor
+               for name, tensor in read_safetensors(tmp_path / "adapter").items()}
+    save_file(adapter, tmp_path / "adapter" / "adapter_model.safetensors", metadata={"format": "pt"})
+    base, deltas = read_safetensors(tmp_path / "base"), adapter_deltas(adapter)
+    exact = {name: base[name].float() + 2.0 * (b.float() @ a.float()) for name, (a, b) in deltas.items()}  # s = 32 / 16
+    merged = {name: weight.to(torch.float16) for name, weight in base.items()}
+    merged.update({name: (base[name].to(torch.float16).float() + 2.0 * (b.float() @ a.float())).to(torch.float16)
+                   for name, (a, b) in deltas.items()})
+    half_step = torch.finfo(torch.float16).smallest_normal * torch.finfo(torch.float16).eps / 2
+    beyond_one_rounding = sum(int(((merged[name].float() - x).abs() > 2.0 ** -11 * x.abs() + half_step).sum())
+                              for name, x in exact.items())
+    assert beyond_one_rounding > 0, "no value of the slice is where fp16 rounds bf16: the test would show nothing"
+    check = check_merged_weights(merged, tmp_path / "adapter", tmp_path / "base")
+    assert check.passed, check.summary()
+    assert not check_merged_weights({**merged, NUDGED: nudge(merged[NUDGED], 4)}, tmp_path / "adapter",
+                                    tmp_path / "base").passed

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import secret_scan
 from course_lib import secrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def test_the_token_comes_from_the_environment_and_is_never_shown(monkeypatch, ca
         assert FAKE_HF not in shown and "hf_***" in shown
     out = capsys.readouterr()
     assert FAKE_HF not in out.out + out.err and "Zq7Zq7" not in out.out + out.err
-    assert secrets.find_secrets(out.out + out.err) == []
+    assert secret_scan.find_secrets(out.out + out.err) == []
 
 
 def test_no_token_is_none_or_a_clear_error_without_a_prompt(capsys):
@@ -87,8 +88,8 @@ def test_colab_secrets_come_first_and_a_refusal_falls_back_to_the_environment(mo
 def test_redact_hides_every_key_shape_and_the_token_in_use(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "my-own-format-token-123")
     text = f"push with {FAKE_HF}, openai {FAKE_OPENAI}, aws {FAKE_AWS}, and my-own-format-token-123"
-    assert secrets.redact(text) == "push with hf_***, openai sk-***, aws AKI***, and my-***"
-    assert secrets.redact("hf_hub_download, use_hf_transfer, task-list-of-some-long-name-here") == \
+    assert secret_scan.redact(text) == "push with hf_***, openai sk-***, aws AKI***, and my-***"
+    assert secret_scan.redact("hf_hub_download, use_hf_transfer, task-list-of-some-long-name-here") == \
         "hf_hub_download, use_hf_transfer, task-list-of-some-long-name-here"
 
 
@@ -96,9 +97,9 @@ def test_no_file_of_the_repository_holds_a_key():
     """Every tracked file, and every new file git would pick up, notebooks' outputs and metadata included."""
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing says which files would be committed")
-    files = secrets.repository_files(ROOT)
+    files = secret_scan.repository_files(ROOT)
     assert any(f.suffix == ".ipynb" for f in files) and any(f.name == "test_secrets.py" for f in files)
-    hits = secrets.scan_files(files, ROOT)
+    hits = secret_scan.scan_files(files, ROOT)
     assert hits == [], "key-shaped strings found; remove them, rotate the key, and rewrite history:\n" + "\n".join(hits)
 
 
@@ -109,7 +110,7 @@ def test_the_scanner_finds_planted_keys_by_file_and_line(tmp_path):
                 "metadata": {"colab": {"token": FAKE_OPENAI}}, "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "leaky.ipynb").write_text(json.dumps(notebook, indent=1))
     (tmp_path / "weights.bin").write_bytes(b"\0" + FAKE_HF.encode())  # binary files are skipped
-    hits = secrets.scan_files(sorted(tmp_path.iterdir()), tmp_path)
+    hits = secret_scan.scan_files(sorted(tmp_path.iterdir()), tmp_path)
     print("\n".join(hits))
     output_line = 1 + json.dumps(notebook, indent=1).splitlines().index(f'      "token={FAKE_HF}\\n"')
     metadata_line = 1 + json.dumps(notebook, indent=1).splitlines().index(f'   "token": "{FAKE_OPENAI}"')

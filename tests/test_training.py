@@ -87,9 +87,9 @@ def test_first_example_of_a_padded_batch_trains_exactly_its_answer(trained):
     runs = training.label_runs(input_ids, labels)
     assert [trained_run for trained_run, _ in runs] == [False, True]  # prompt masked, then the answer
     prompt, answer = (tokenizer.decode(ids) for _, ids in runs)
-    question = prompt.split("User: ", 1)[1].rsplit("\nAssistant: ", 1)[0]
+    question = prompt.split("User: ", 1)[1].rsplit("\nAssistant:", 1)[0]
     row = rows[rows["question"].index(question)]
-    assert answer == row["answer"] + END_OF_TURN
+    assert answer == " " + row["answer"] + END_OF_TURN  # the tokenizer joins the space to the answer's first word
 
 
 def test_first_example_of_a_padding_free_batch_stops_where_the_second_begins():

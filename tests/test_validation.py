@@ -371,7 +371,7 @@ def test_lengths_are_what_trl_tokenizes_and_long_rows_are_really_cut(tokenizer, 
     tokenized dataset, a long row loses its answer's end marker, and a row whose question alone fills
     max_length vanishes from the trainer's dataset, as the report says."""
     rows = bundled_rows("train")[:6] + [{"question": "How many? " * 40, "answer": "The answer is 3."}]
-    max_length = 150  # the bundled rows here are 133 to 159 tokens long: some fit, some are cut
+    max_length = 100  # the bundled rows here are 91 to 136 tokens long: some fit, some are cut
     report = validate(rows, tokenizer, max_length=max_length)
     print(report)
     assert "TRL cuts them to their first max_length tokens" in str(report)

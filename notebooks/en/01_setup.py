@@ -86,14 +86,21 @@ problems = doctor()
 # %% [markdown]
 # ## 3 · Settings
 #
-# The course's default is ERNIE-4.5-0.3B-PT: 0.36B parameters, a *base* model (PT = pre-trained, not yet
-# taught to chat). For real work, switch to the 21B mixture-of-experts model, which activates 3B parameters
-# per token; it needs `LOAD_IN_4BIT = True` and a larger GPU than a T4 (about 24 GB).
+# The course's default is ERNIE-4.5-0.3B-PT: 0.36B parameters, Baidu's *post-trained* (chat) model. "-PT"
+# means PyTorch weights (the "-Paddle" releases hold PaddlePaddle weights); the pre-trained base model is
+# `baidu/ERNIE-4.5-0.3B-Base-PT`, whose model card says "The Base model only supports text completion".
+# The course adapts the chat model to one task's format and content, and notebook 4 measures what changed.
+#
+# - To start from the base model instead, set `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`. It knows no chat
+#   format before training, so its answers before training are further from the task's, and the
+#   before/after difference is larger. Everything else stays the same.
+# - For real work, switch to the 21B mixture-of-experts model, which activates 3B parameters per token; it
+#   needs `LOAD_IN_4BIT = True` and a larger GPU than a T4 (about 24 GB).
 
 # %% tags=["parameters"]
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT" is the base model
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True stores the blocks' Linear weights in 4 bits (QLoRA); solution 3 measures it
 
 # %% [markdown]
 # Which model will actually load? If the Hub cannot be reached (or `ERNIE_COURSE_MODEL=tiny` is set), the
@@ -108,8 +115,10 @@ print(model_choice.banner())
 # %% [markdown]
 # ## 4 · Load the model with Unsloth
 #
-# One call loads the weights and the tokenizer. `dtype` is the precision chosen above; watch the memory
-# before and after.
+# One call loads the weights and the tokenizer. `dtype` is the precision chosen above. On a GPU the memory
+# in use grows by the weights (about 0.7 GB for the 0.3B model in 16-bit); on a CPU the figure is the whole
+# process's RAM, mostly PyTorch itself, and the offline stand-in's weights (about 2 MiB) barely move it.
+# `get_memory_footprint` counts the weights alone.
 
 # %%
 print("before:", env.memory())
@@ -119,11 +128,12 @@ model, tokenizer = FastLanguageModel.from_pretrained(
     model_name=model_choice.name_or_path,  # a Hub id, or a local folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
-    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA)
 )
 
 # %%
 print("after: ", env.memory())
+print(f"the weights alone: {model.get_memory_footprint() / 2**20:,.1f} MiB")
 
 # %% [markdown]
 # ## 5 · What is inside
@@ -158,12 +168,15 @@ for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
 # %% [markdown]
 # ## 6 · The tokenizer
 #
-# The model reads token ids, not text. Three special tokens matter: padding (id 0), and the two markers of
-# ERNIE's chat format, `<|begin_of_sentence|>` and `<|end_of_sentence|>`.
+# The model reads token ids, not text. The tokenizer names its special tokens by role: padding (ERNIE pads
+# with `<unk>`, id 0), the start and end of a text (`<s>`, `</s>`), and the two markers of ERNIE's chat
+# format, `<|begin_of_sentence|>` (its `cls_token`) and `<|end_of_sentence|>` (its `sep_token`).
 
 # %%
-for token in ("<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>"):
-    print(f"{token:>22} -> id {tokenizer.convert_tokens_to_ids(token)}")
+for role in ("pad_token", "unk_token", "bos_token", "eos_token", "cls_token", "sep_token"):
+    token = getattr(tokenizer, role)
+    if token is not None:
+        print(f"{role:>9} = {token!r:<24} id {tokenizer.convert_tokens_to_ids(token)}")
 
 # %%
 sentence = "Maya buys 3 pens at $2 each."
@@ -193,11 +206,13 @@ prompt = tokenizer.apply_chat_template(conversation[:1], tokenize=False, add_gen
 print(repr(prompt))
 
 # %% [markdown]
-# ## 8 · Ask the base model
+# ## 8 · Ask the model, before any training
 #
 # `FastLanguageModel.for_inference` switches Unsloth to its faster generation path. Greedy decoding
-# (`do_sample=False`) makes the answer repeatable. A base model has never seen this chat format: expect it
-# to ramble, or not to stop. That is what fine-tuning fixes.
+# (`do_sample=False`) makes the answer repeatable. ERNIE-4.5-0.3B-PT is a chat model, so it answers; what it
+# has not learned is this course's task: worked steps in the data's style, ending `The answer is N.`
+# Offline, the stand-in imitates a chat model (it was briefly trained on the chat format of other word
+# problems), so it answers too, in its own small way. Notebook 4 scores both, before and after training.
 
 # %%
 from transformers import TextStreamer
@@ -216,15 +231,15 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 #   layers.
 # - ERNIE's chat format is `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`.
 #
-# Next: notebook 2 adds LoRA adapters and counts what they cost.
+# Next: [notebook 2](02_lora_configuration.ipynb) adds LoRA adapters and counts what they cost.
 #
 # ## Exercises
 #
-# 1. Change the question in section 7 and ask again. Does the base model ever stop by itself?
+# 1. Change the question in section 7 and ask again. Does the model stop by itself, and with which token?
 # 2. Tokenize a sentence in another language you know. How many tokens does it take, compared with English?
 # 3. How much memory would `LOAD_IN_4BIT = True` save? 4-bit quantizes the Linear layers inside the blocks
 #    to half a byte per weight (plus a small scale per block of 64) and leaves the embeddings in 16-bit.
-#    Work it out for this model; on a GPU, also load it in 4-bit and measure.
+#    Work it out for this model, then load it in 4-bit and measure.
 
 # %% [markdown]
 # ### Solutions — try first; each is folded: click to unfold it
@@ -237,11 +252,11 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: does the base model stop? { display-mode: "form" }
+# @title Solution 1: does the model stop? { display-mode: "form" }
 # %%solution
 from course_lib.evaluation import stop_token_ids
 
-stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker fine-tuning will teach
+stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker that ends ERNIE's answers
 questions = ["A book costs $12 and a pen costs $3. What do both cost together?",
              "Tom walks 4 km an hour for 3 hours. How far does he walk?",
              "What is the capital of France?"]
@@ -269,8 +284,9 @@ n_english = len(tokenizer(sentence, add_special_tokens=False)["input_ids"])
 for language, text in translations.items():
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     print(f"{language:>8}: {n:>3} tokens for {len(text):>2} characters = {n / n_english:.1f}x English")
-# A vocabulary learned mostly from English splits other scripts into bytes (a Chinese character is 3 bytes
-# in UTF-8): more tokens means less text per context and more compute per sentence.
+# More tokens means less text per context and more compute per sentence. The offline stand-in learned its
+# vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
+# tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what 4-bit would save { display-mode: "form" }
@@ -286,9 +302,9 @@ print(f"{n_quantized:,} of {n_parameters:,} parameters ({n_quantized / n_paramet
 print(f"16-bit: {bytes_16bit / 2**20:.2f} MiB, 4-bit: {bytes_4bit / 2**20:.2f} MiB "
       f"= {1 - bytes_4bit / bytes_16bit:.0%} less (75% only if every weight were quantized)")
 print(f"as loaded here ({next(model.parameters()).dtype}): {model.get_memory_footprint() / 2**20:.2f} MiB")
-if card is None:
-    print("Measuring a 4-bit model needs a GPU: bitsandbytes' 4-bit layers run on CUDA.")
-else:
-    model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
-                                                      max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
-    print(f"measured in 4-bit on {card.name}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB")
+# bitsandbytes 0.50 has CPU kernels too, so this loads anywhere (on a CPU the layers are stored in 4-bit;
+# the course trains and merges in 4-bit on a GPU only: Unsloth's CPU backend cannot merge into a 4-bit base).
+model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
+                                                  max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
+print(f"measured in 4-bit on {card.name if card else 'the CPU'}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB "
+      f"({type(model_4bit.model.layers[0].self_attn.q_proj).__name__} layers)")

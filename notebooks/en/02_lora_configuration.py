@@ -77,7 +77,7 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True: the blocks' Linear weights in 4 bits (QLoRA); section 10 counts what it saves
 LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
 LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
@@ -216,7 +216,9 @@ print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} 
 # only 128 wide, so the same r is a far larger share of it.)
 
 # %%
-shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+# PEFT's rule: every Linear layer whose name ends in one of TARGET_MODULES gets an adapter.
+shapes = [(name, module.in_features, module.out_features) for name, module in model.named_modules()
+          if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES]
 hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 print(f"{len(shapes)} layers match; first: {shapes[0]}")
 print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
@@ -252,13 +254,14 @@ model = FastLanguageModel.get_peft_model(
 )
 
 # %% [markdown]
-# PEFT counts the trainable parameters too. The two counts must agree.
+# PEFT counts the trainable parameters too. The two counts must agree (on a mixture of experts they do not:
+# section 11 shows why).
 
 # %%
 trainable, total = model.get_nb_trainable_parameters()
 print(f"by hand: {hand_count:,}   PEFT: {trainable:,}   equal: {hand_count == trainable}")
 print(f"PEFT's total {total:,} = the model's {n_parameters:,} + the adapters {trainable:,}")
-assert trainable == hand_count
+assert trainable == hand_count or model.config.model_type == "ernie4_5_moe"
 
 # %% [markdown]
 # Back to the memory bill of section 3: with LoRA, only the adapters pay the 16 bytes of training; the
@@ -323,6 +326,183 @@ with torch.no_grad():
 print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
 
 # %% [markdown]
+# ## 10 · The original tutorial's claims, measured
+#
+# The tutorial this course grew from makes six promises. Here is each against what was measured, and where.
+# The three about parameters are computed live below, on ERNIE-4.5-0.3B's published shape (built on PyTorch's
+# `meta` device: the shapes without the weights, so it costs no memory and works offline too).
+#
+# | the tutorial says | measured | where |
+# |---|---|---|
+# | Unsloth trains "2x faster" | 2.55x plain transformers + PEFT in 16-bit (7,241 vs 2,843 tokens/s), 1.67x in 4-bit (6,728 vs 4,026) | `bench/RESULTS.md`, one H200, 0.3B shape, batch 8 |
+# | "60% less memory" | not at 0.3B: 1.33 GiB with Unsloth vs 1.11 without (16-bit); the saving is reported on 1-34B models with long inputs, where activations dominate (HF's Unsloth benchmark: 23-66% on an A100) | `bench/RESULTS.md`; huggingface.co/blog/unsloth-trl |
+# | LoRA trains "0.1% of the parameters" | the share at r = 16 on all seven projections: below | live |
+# | 4-bit "quarters the model" | less: the embeddings (shared with the output head) stay 16-bit: below | live |
+# | "a 24 GB card runs 70B in 4-bit" | 70B x 0.5 bytes is 35 GB of weights alone: below | arithmetic |
+# | packing is "2-5x faster" | 6.5x at batch 8 (7,241 -> 47,362 tokens/s); the tutorial's own packed setting: 26,782 | `bench/RESULTS.md`, one H200 |
+
+# %%
+from transformers import Ernie4_5ForCausalLM
+
+from course_lib.tiny_ernie import ernie_config
+
+with torch.device("meta"):  # shapes only: no memory, no download
+    published = Ernie4_5ForCausalLM(ernie_config("0.3b", vocab_size=0))
+n_published = sum(p.numel() for p in published.parameters())
+lora_published = sum(LORA_R * (m.in_features + m.out_features) for name, m in published.named_modules()
+                     if isinstance(m, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"LoRA r = {LORA_R}: {lora_published:,} of ERNIE-4.5-0.3B's {n_published:,} parameters = "
+      f"{100 * lora_published / n_published:.2f}% (the loaded model here: {100 * trainable / n_parameters:.2f}%)")
+in_blocks = sum(m.weight.numel() for m in published.model.layers.modules() if isinstance(m, torch.nn.Linear))
+four_bit = 2 * (n_published - in_blocks) + in_blocks * (0.5 + 1 / 64)  # 4 bits + a scale per 64 weights
+print(f"4-bit: {four_bit / 2**30:.2f} GiB against {2 * n_published / 2**30:.2f} GiB in 16-bit = "
+      f"{four_bit / (2 * n_published):.0%} of it, not 25%: {n_published - in_blocks:,} parameters stay 16-bit")
+print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) of weights, before any activation")
+
+# %% [markdown]
+# ## 11 · LoRA on a mixture of experts
+#
+# ERNIE-4.5-21B-A3B, the model the original tutorial trains, is a mixture of experts (MoE): after a dense layer 0,
+# each layer's MLP is 64 *routed* experts, of which a router picks 6 per token, plus 2 *shared* experts that
+# every token goes through. Which of its parts do the seven names adapt? First its parts, on the `meta` device:
+
+# %%
+import copy
+
+from transformers import Ernie4_5_MoeForCausalLM
+
+from course_lib.tiny_ernie_moe import EXPERT_PARAMETERS, make_tiny_ernie_moe, moe_config, parameter_parts, part_of
+
+with torch.device("meta"):  # shapes only, as in section 10
+    ernie_21b = Ernie4_5_MoeForCausalLM(moe_config("21b-a3b"))
+parts_21b = parameter_parts(ernie_21b)
+for part, count in parts_21b.items():
+    print(f"{part:<15} {count:>15,} {100 * count / sum(parts_21b.values()):6.2f}%")
+
+# %% [markdown]
+# 93% of it is routed experts. The same architecture at toy size, built here in memory on this notebook's
+# tokenizer (3 layers, 8 routed experts, top-2, 2 shared): in transformers 5 a layer's routed experts are two
+# fused 3-D tensors, `(experts, out, in)`, not Linear layers.
+
+# %%
+moe_model = make_tiny_ernie_moe(vocab_size=len(tokenizer))
+moe_parts = parameter_parts(moe_model)
+print(moe_model.model.layers[1].mlp)
+print({name: tuple(p.shape) for name, p in moe_model.model.layers[1].mlp.experts.named_parameters()})
+
+# %% [markdown]
+# Section 7's rule, every Linear layer whose name ends in one of `TARGET_MODULES`, finds attention, the dense MLP
+# and the shared experts, and none of the routed experts:
+
+# %%
+linear_matches = Counter(part_of(name + ".weight") for name, module in moe_model.named_modules()
+                         if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"Linear layers the seven names match, per part: {dict(linear_matches)}")
+
+# %% [markdown]
+# PEFT 0.21 does not follow that rule here. On ERNIE-MoE (as on Qwen2-MoE and Mixtral) it reads `gate_proj`,
+# `up_proj`, `down_proj` as the experts' names from transformers 4, and moves them to `target_parameters`: the
+# routed experts' fused tensors, `gate_up_proj` at rank 2r. The shared experts and the dense MLP, which carry the
+# same names, are left out. Plain PEFT is what Unsloth hands LoRA to on a CPU:
+
+# %%
+from peft import LoraConfig, get_peft_model
+
+plain = get_peft_model(copy.deepcopy(moe_model), LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=TARGET_MODULES))
+rewritten = plain.peft_config["default"]
+print(f"target_modules {sorted(rewritten.target_modules)}, target_parameters {sorted(rewritten.target_parameters)}, "
+      f"rank_pattern {rewritten.rank_pattern}")
+print("trained per part:", {part: n for part, n in parameter_parts(plain, trainable_only=True).items() if n})
+
+# %% [markdown]
+# On a GPU, Unsloth's own `get_peft_model` gives the same seven names every part, the routed experts at rank r
+# (measured on an H200 with this stand-in; it prints "Detected MoE model ... Enabling LoRA on MoE parameters").
+# To get that everywhere, name every part so no library rewrites it: attention by module, the MLP weights and
+# the fused experts by parameter.
+
+# %%
+moe_lora = get_peft_model(moe_model, LoraConfig(
+    r=r,  # one rank for every part, experts included
+    lora_alpha=lora_alpha,
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],  # attention: Linear layers, matched by name
+    target_parameters=EXPERT_PARAMETERS + ["gate_proj.weight", "up_proj.weight", "down_proj.weight"],  # fused + MLPs
+    lora_dropout=0.0,  # PEFT refuses dropout on target_parameters
+))
+trained_parts = parameter_parts(moe_lora, trainable_only=True)
+print(f"{'part':<15} {'parameters':>11} {'LoRA at r = ' + str(r):>15}")
+for part, count in moe_parts.items():
+    print(f"{part:<15} {count:>11,} {trained_parts[part]:>15,}")
+
+# %% [markdown]
+# The same names on the real 21B (on `meta` again): what r trains there, against section 10's 0.3B share.
+
+# %%
+lora_21b = get_peft_model(ernie_21b, copy.deepcopy(moe_lora.peft_config["default"]), low_cpu_mem_usage=True)
+trained_21b = parameter_parts(lora_21b, trainable_only=True)
+print(f"r = {r}: {sum(trained_21b.values()):,} LoRA parameters, "
+      f"{100 * sum(trained_21b.values()) / sum(parts_21b.values()):.2f}% of ERNIE-4.5-21B-A3B; "
+      f"{trained_21b['routed experts']:,} of them on the routed experts")
+
+# %% [markdown]
+# A few training steps on eight word problems (a plain PyTorch loop: notebook 4 is about `SFTTrainer`). The
+# routed experts' `lora_B` starts at zero like every other; training must move it.
+
+# %%
+from course_lib.data import bundled_rows, to_messages
+
+texts = [tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=False) for row in bundled_rows("train")[:8]]
+moe_batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+moe_labels = moe_batch["input_ids"].masked_fill(moe_batch["attention_mask"] == 0, -100)  # no loss on padding
+optimizer = torch.optim.AdamW([p for p in moe_lora.parameters() if p.requires_grad], lr=1e-2)
+moe_lora.train()
+for step in range(5):
+    loss = moe_lora(**moe_batch, labels=moe_labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    print(f"step {step + 1}: loss {loss.item():.3f}")
+
+# %% [markdown]
+# Merge, and check the merge by recomputing one layer's fused `gate_up_proj` by hand: `W_e + (alpha / r) B_e A_e`
+# for every expert e. PEFT keeps an expert tensor's adapter as one `A` of `r × experts` rows and one `B` of as many
+# columns; reshaped, they give each expert its own rank-r pair.
+
+# %%
+gate_up = next(m for m in moe_lora.modules() if getattr(m, "parameter_name", None) == "gate_up_proj")  # layer 1
+W = gate_up.get_base_layer().gate_up_proj.detach().clone()  # (experts, out, in), before merging
+n_experts, fan_out, fan_in = W.shape
+A = gate_up.lora_A["default"].weight.reshape(n_experts, -1, fan_in)  # (experts, r, in)
+B = gate_up.lora_B["default"].weight.reshape(fan_out, -1, n_experts)  # (out, r, experts)
+by_hand = W + gate_up.scaling["default"] * torch.einsum("ore,eri->eoi", B, A)
+print(f"|B| after training: {B.abs().max().item():.4f}; merged weights move by up to {(by_hand - W).abs().max():.2e}")
+moe_lora.eval()
+with torch.no_grad():
+    logits_adapter = moe_lora(**moe_batch).logits
+merged_moe = moe_lora.merge_and_unload()
+with torch.no_grad():
+    logits_merged = merged_moe(**moe_batch).logits
+print(f"merged gate_up_proj vs by hand: max |diff| = "
+      f"{(merged_moe.model.layers[1].mlp.experts.gate_up_proj - by_hand).abs().max().item():.2e}")
+print(f"logits, adapter vs merged model: max |diff| = {(logits_adapter - logits_merged).abs().max().item():.2e}")
+
+# %% [markdown]
+# Last, 4-bit. bitsandbytes quantizes `nn.Linear` weights; fused expert tensors stay 16-bit unless something
+# quantizes them. Load the stand-in with `load_in_4bit=True` and see which tensors of one MoE layer are 4-bit here:
+# on a GPU (measured on an H200) Unsloth's loader stores the routed experts in 4-bit too; on a CPU they stay as
+# they were, which for the 21B would be 20.4B parameters in 16-bit, 38 GiB.
+
+# %%
+import tempfile
+
+moe_folder = tempfile.mkdtemp(prefix="tiny-ernie-moe-")
+merged_moe.save_pretrained(moe_folder)
+tokenizer.save_pretrained(moe_folder)
+moe_4bit, _ = FastLanguageModel.from_pretrained(model_name=moe_folder, max_seq_length=MAX_SEQ_LENGTH,
+                                                dtype=precision.torch_dtype, load_in_4bit=True)
+for name, p in moe_4bit.model.layers[1].named_parameters():
+    print(f"{name:<42} {'4-bit' if type(p).__name__ == 'Params4bit' else str(p.dtype)}")
+
+# %% [markdown]
 # ## Summary
 #
 # - Full fine-tuning trains every parameter at about 16 bytes each with AdamW; LoRA trains only small
@@ -334,7 +514,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 #   (`alpha / sqrt(r)`) is the other fix.
 # - `B` starts at zero, so the model's output is unchanged until training moves it.
 #
-# Next: notebook 3 turns word problems into ERNIE's chat format, ready to train on.
+# Next: [notebook 3](03_data_formatting.ipynb) turns word problems into ERNIE's chat format, ready to train on.
 #
 # ## Exercises
 #

@@ -187,8 +187,9 @@ print(course_text)
 
 # %% [markdown]
 # The tokenizer turns that string into ids. Rendering and tokenizing in one call, as TRL does, adds no
-# other special tokens. (The tiny slice's byte-level tokenizer shows a space as `Ġ`, a newline as `Ċ`, and
-# `×` as `ÃĹ`, its two bytes.)
+# other special tokens. (ERNIE's tokenizer, and the tiny slice's built the same way, is SentencePiece: a space
+# is the `▁` at the start of the word after it, and a character it never learned is spelled as its bytes,
+# such as `<0xE4>`.)
 
 # %%
 input_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
@@ -229,14 +230,38 @@ print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids
 
 # %% [markdown]
 # Decode only the trained labels: they must be exactly the answer plus the end marker, nothing of the
-# question and nothing of `Assistant: `.
+# question and nothing of `Assistant:`. The space after the colon comes along: ERNIE's tokenizer joins a
+# space to the word after it, so the answer's first token is `▁` plus its first word.
 
 # %%
 from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
-print("exactly the answer + end marker:", trained_text == example["answer"] + END_OF_TURN)
+print("exactly the answer + end marker:", trained_text.removeprefix(" ") == example["answer"] + END_OF_TURN)
+
+# %% [markdown]
+# ### Where the answer starts: training and asking must agree
+#
+# That joined space matters when the model is asked. TRL tokenizes the whole conversation, so the model learns
+# to write `▁First` (or `▁If`...) after the colon. The template's generation prompt ends in `Assistant: `,
+# space included, which tokenizes alone as `▁`: asked that way, the model continues from a token it never
+# learned to continue, and starts its answer off its training (the stand-in skips its first words). The course
+# asks with `generation_prompt`: the same text without the last space, so the model writes `▁First` itself.
+# Compare the last tokens, and whether each prompt is exactly the start of what was trained:
+
+# %%
+from course_lib.chat_format import generation_prompt
+
+question = example["messages"][:1]
+trained_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
+before = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)  # "...Assistant: "
+after = generation_prompt(tokenizer, question)  # "...Assistant:"
+for name, prompt in [("template's prompt", before), ("generation_prompt", after)]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    print(f"{name:>17} ends {tokenizer.convert_ids_to_tokens(ids[-2:])}, the start of the trained tokens: "
+          f"{ids == trained_ids[:len(ids)]}")
+print(f"{'trained':>17} ... {tokenizer.convert_ids_to_tokens(trained_ids[len(ids) - 2:len(ids) + 1])} ...")
 
 # %% [markdown]
 # ## 8 · How long are the examples?
@@ -269,7 +294,7 @@ print(f"{n_cut} of {len(lengths):,} examples exceed MAX_LENGTH = {MAX_LENGTH} an
 
 # %%
 n_exact = sum(
-    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep])
+    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep]).removeprefix(" ")
     == row["answer"] + END_OF_TURN
     for encoded, row in zip(encoded_train, train_dataset)
 )
@@ -336,6 +361,34 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 # busy, so a step takes about as long whether it holds 8 examples or 8 full rows. That is why the course
 # packs by default on a GPU. Measured on an H200 (`bench/RESULTS.md`: the 0.3B shape, Unsloth, bf16, batch 8,
 # these word problems): 7,241 real tokens/s padded, 47,362 packed, 0.16 s a step both ways.
+
+# %% [markdown]
+# **Do the examples in a packed row really stay apart?** Measure it instead of taking it on trust.
+# `check_packing` builds one packed row as TRL's padding-free collator does (token ids end to end, positions
+# restarting at 0 at each example, no attention mask), runs the model on it, and runs each example alone:
+# kept apart, every example gets the same logits both ways, up to rounding. Then it runs the same row with
+# positions 0..N-1 straight through, as a collator that lost the boundaries would send it. TRL's warning
+# names only FlashAttention, but transformers 5 reads the boundaries from the restarting positions in its
+# own sdpa and eager attention too, as long as no attention mask and no cache are passed (TRL passes
+# neither). The check runs in fp32, on this notebook's model (loaded here for it, on the GPU if there is one).
+
+# %%
+import torch
+from transformers import AutoModelForCausalLM
+
+from course_lib.packing import check_packing
+
+checked_model = AutoModelForCausalLM.from_pretrained(model_choice.name_or_path, dtype=torch.float32)
+checked_model = checked_model.to("cuda" if card else "cpu").eval()
+check = check_packing(checked_model, [encoded["input_ids"] for encoded in encoded_train[:3]])
+print(f"{check.attn_implementation} attention; examples found in the row's positions: {check.sequences_seen}")
+print(f"positions restart at 0: max |logit difference| {max(check.restarted):.1e} -> kept apart: {check.kept_apart()}")
+print(f"positions 0..N-1:       max |logit difference| {max(check.continuous):.1e} (largest logit {check.logit_scale:.1f})")
+del checked_model
+
+# %% [markdown]
+# Look for a first difference that is rounding (under 1e-4 of the largest logit) and a second about as large
+# as the logits themselves: that second one is what each example would absorb from its neighbours.
 
 # %% [markdown]
 # ## 10 · Your own data: check it before it trains
@@ -409,7 +462,7 @@ for split in ("train", "heldout"):
 # - Packing fills rows of `MAX_LENGTH` with whole examples: less padding, many more examples a step (6.5x the
 #   tokens/s on an H200). It needs padding-free attention on a GPU, and changes what a step means.
 #
-# Next: notebook 4 loads these splits and trains the LoRA adapter on them.
+# Next: [notebook 4](04_training.ipynb) loads these splits and trains the LoRA adapter on them.
 #
 # ## Exercises
 #
@@ -447,7 +500,7 @@ for row in own_rows:
     trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
     print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
-          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+          f"end marker: {trained.removeprefix(' ') == row['answer'] + END_OF_TURN}\n")
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }

@@ -18,7 +18,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/en/04_training.ipynb)
 #
-# **You will learn** to score the base model on held-out questions, add LoRA adapters, set up TRL's
+# **You will learn** to score the model on held-out questions before training, add LoRA adapters, set up TRL's
 # `SFTConfig` and `SFTTrainer`, check on a real batch that only the answers are trained, read the
 # learning-rate schedule and the loss curve, keep and resume checkpoints, measure what training changed,
 # and save the adapter for notebook 5.
@@ -85,9 +85,9 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 from course_lib.paths import work_dir
 
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT": the base model
 MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
-LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LOAD_IN_4BIT = False  # True: QLoRA, the blocks' Linear weights in 4 bits (the course trains it on a GPU)
 LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
 LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
@@ -103,6 +103,7 @@ WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNI
 SEED = 3407  # same seed, same adapter initialisation and data order
 SAVE_STEPS = 20  # updates between checkpoints
 N_EVAL = 50  # held-out questions scored before and after training
+N_EVAL_LOSS = 32  # other held-out conversations whose loss the trainer measures during training
 MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
 RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
 
@@ -116,10 +117,12 @@ ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here;
 # names any impossible value (a rank of 0, a learning rate of 2e4 for 2e-4...) and says what to use.
 
 # %%
-from course_lib.checks import check_training_settings
+from course_lib.checks import check_training_settings, stop_if
 
-print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
-                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+stop_if(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                                lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH), "in the settings cell")
+print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LORA_R:g}), learning rate "
+      f"{LEARNING_RATE:.1e}, {MAX_STEPS} steps of {BATCH_SIZE} x {GRAD_ACCUMULATION} rows")
 
 # %% [markdown]
 # ## 4 · Load the model
@@ -137,7 +140,7 @@ print("before:", env.memory())
 
 # %%
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    model_name=model_choice.name_or_path,  # on Colab this is MODEL_NAME; offline, the stand-in's folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
     load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
@@ -181,33 +184,60 @@ tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
 # %% [markdown]
-# Check that the template writes ERNIE's markers and marks exactly the answer for training:
+# ## 6 · Before training: score the model
+#
+# To know what training changed, measure first, on questions the model has not trained on. A held-out
+# question that repeats a training question, word for word or reworded with the same numbers, would measure
+# memory instead, so drop those first. (Near means the same numbers and at least 20% of the word triples in
+# common: `course_lib/data.py` says why 20%, and which rewordings a word count cannot see.)
 
 # %%
-from course_lib.checks import check_chat_template
+from course_lib.data import drop_training_repeats
 
-print(check_chat_template(tokenizer))
+heldout, dropped = drop_training_repeats(heldout, train)
+print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
+      f"{len(heldout)} held-out questions left")
 
 # %% [markdown]
-# ## 6 · Before training: score the base model
-#
-# To know what training changed, measure first. `evaluate` asks the first `N_EVAL` held-out questions in the
-# chat format, generates greedily (repeatable), and counts an answer right when its final number equals the
-# reference's. Keep the result: section 15 asks the same questions again.
+# First one question, with the calls written out: this is what `evaluate` does for each. The prompt is the
+# question in ERNIE's chat format, ending at `Assistant:` (notebook 3 showed why without the last space);
+# greedy decoding (`do_sample=False`) makes the answer repeatable; it stops at either of ERNIE's end markers.
+
+# %%
+from course_lib.chat_format import generation_prompt
+from course_lib.evaluation import stop_token_ids
+
+FastLanguageModel.for_inference(model)
+prompt = generation_prompt(tokenizer, [{"role": "user", "content": heldout[0]["question"]}])
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                        eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+# %% [markdown]
+# `evaluate` asks the first `N_EVAL` of them in the chat format, generates greedily (repeatable), and
+# measures two things apart: did the answer *stop* where training teaches it to, at `<|end_of_sentence|>`
+# within `MAX_NEW_TOKENS` (the summary also counts the answers that ended at `</s>`, the end of text, or ran
+# out of tokens); and is its *final number* the reference's. A reference without one clear final
+# number ("3 cm by 4 cm", "3/4 of it") cannot be scored: such rows are skipped, and counted. Each rate
+# comes with its 95% interval: 50 questions leave a rate of 50% uncertain by ±7 points (one standard
+# error), ±14 at 95%. Keep the result: section 15 asks the same questions again.
 
 # %%
 from course_lib.evaluation import evaluate
 
-FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
 # %% [markdown]
-# What does the base model write? It was never taught to answer after `Assistant: `: the real
-# ERNIE-4.5-0.3B-PT tends to ramble, or not to stop.
+# What does it write? ERNIE-4.5-0.3B-PT is a chat model, so it answers in the chat format; what training
+# changes is the content and the shape: the data set's worked steps, ending `The answer is N.` (With
+# `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`, the base model, which its card says "only supports text
+# completion", starts further away, and the before/after difference is larger.) Offline, the stand-in
+# imitates the chat model. Read one answer: does it work in steps, end on a number, stop?
 
 # %%
-print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
 
 # %% [markdown]
 # ## 7 · Add the LoRA adapters
@@ -294,6 +324,12 @@ print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps /
 # accumulation, 4,096-token rows) managed 26,782. In a packed row each example's positions restart at 0
 # (section 10 shows them), and Unsloth turns those boundaries into block-diagonal attention, so examples do
 # not attend to each other. Unsloth's CPU backend turns packing off.
+#
+# Both claims were measured on 2026-12-01 (`bench/RESULTS.md`, an H200 again): a packed row under Unsloth
+# gives each example the logits it gets alone, within bf16's own rounding (0.031 against 0.041), and 32
+# packed rows a step processed 4.1-4.4x the tutorial's tokens per second. The default stays at 8 rows: on the
+# offline stand-in, the same 3,100 examples taught less in bigger steps (held-out loss 0.90 with 208 examples
+# a step against 0.73 with 52, at the same learning rate), so faster per token is not better per example.
 
 # %%
 from trl import SFTConfig, SFTTrainer
@@ -311,6 +347,10 @@ training_args = SFTConfig(
     logging_steps=1,  # log the loss every step (5 or 10 on long runs)
     save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
     save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    eval_strategy="steps",  # also measure the loss on held-out conversations while training
+    eval_steps=0.2,  # below 1, a fraction of max_steps: every 20% of the run, 5 evaluations
+    eval_on_start=True,  # and one before the first update: the held-out loss of the untrained model
+    per_device_eval_batch_size=BATCH_SIZE,  # evaluation keeps no gradients: this batch fits where training's does
     max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
     packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
     assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
@@ -321,26 +361,47 @@ training_args = SFTConfig(
     report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
 )
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
-trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+# The last N_EVAL_LOSS held-out conversations: the questions section 6 scores come first, so these are others.
+eval_dataset = heldout.select(range(len(heldout) - N_EVAL_LOSS, len(heldout))).select_columns(["messages"])
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     args=training_args)
 
 # %% [markdown]
-# Unsloth checks these settings against the machine. On a CPU it rewrites what cannot run there (the
-# 8-bit optimizer needs a GPU, so it switches to `adamw_torch_fused`) and prints a line saying so, above.
-# On a GPU, `adamw_8bit` runs as asked. This is what the trainer will really use:
+# **Unsloth may change these settings.** Its CPU backend rewrites what the processor cannot run, and says so
+# above: the 8-bit optimizer needs a GPU (it becomes `adamw_torch_fused`), packing needs FlashAttention (it is
+# turned off), and `bf16=True` becomes `False` on a processor without bf16 instructions. On a GPU they run as
+# asked. Compare what you asked for with what the trainer will really use:
 
 # %%
-args = trainer.args
-print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
-print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
+asked = {"optim": "adamw_8bit", "packing": PACKING, "bf16": precision.bf16, "fp16": precision.fp16}
+for name, value in asked.items():
+    used = getattr(trainer.args, name)
+    used = getattr(used, "value", used)  # optim is an enum
+    print(f"{name:<8} asked {value!s:<12} used {used!s:<20}{'' if used == value else '<- changed by Unsloth'}")
+print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized: {trainer.train_dataset.column_names}")
 
 # %% [markdown]
-# Before spending GPU time, ask the doctor about this trainer: its precision against the GPU and the model,
-# the chat template's markers, and the labels of one real batch.
+# **Old tutorials, new TRL.** Many tutorials (the one this course grew from too) pass these to the trainer;
+# TRL 1.x moved or renamed them:
+#
+# | old tutorials write | TRL 1.x wants |
+# |---|---|
+# | `SFTTrainer(tokenizer=tokenizer)` | `SFTTrainer(processing_class=tokenizer)` |
+# | `SFTTrainer(dataset_text_field="text")` | `SFTConfig(dataset_text_field="text")` |
+# | `SFTTrainer(max_seq_length=2048)` | `SFTConfig(max_length=2048)` |
+# | `SFTTrainer(packing=True)` | `SFTConfig(packing=True)` |
+# | `SFTConfig(max_seq_length=2048)`, `evaluation_strategy=` | `SFTConfig(max_length=2048)`, `eval_strategy=` |
+#
+# TRL's own `SFTTrainer` refuses the old names with `TypeError: ... unexpected keyword argument`. Unsloth's
+# wrapper, which `import unsloth` puts in its place, still accepts the first four and moves them where they
+# belong, so old code may run here and fail elsewhere. `SFTConfig` refuses its old names even under Unsloth:
 
 # %%
-from course_lib.doctor import doctor
-
-problems = doctor(trainer=trainer)
+for old in ("max_seq_length", "evaluation_strategy"):
+    try:
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+    except TypeError as error:
+        print(f"{type(error).__name__}: {error}")
 
 # %% [markdown]
 # ## 10 · What the loss sees: one real batch
@@ -356,7 +417,6 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.ernie import IGNORE_INDEX
 from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
@@ -364,23 +424,24 @@ for trained, ids in label_runs(input_ids, labels):
     print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
 
 # %% [markdown]
-# The same count over the whole batch (padding, where there is any, is masked too):
+# The same count over the whole batch. Padding, where there is any, is left out: it is neither trained nor a
+# real token.
 
 # %%
-n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
-print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
-      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+from course_lib.checks import label_counts
+
+print(label_counts(batch))
 
 # %% [markdown]
-# A guard before the long part: stop if the loss would see no token (a broken mask trains nothing, and the loss
-# reads 0 as if all were well) or every token (the questions too). Over the whole tokenized dataset it also
-# shows how many rows TRL kept: it drops, without a warning, rows whose question alone fills `MAX_LENGTH`.
+# One guard before the long part: stop if the chat template marks the wrong tokens, or if the loss would see no
+# token (a broken mask trains nothing, and the loss reads 0 as if all were well) or every token (the questions
+# too). TRL also drops, without a warning, rows whose question alone fills `MAX_LENGTH`: count what it kept.
 
 # %%
-from course_lib.checks import check_labels
+from course_lib.checks import check_chat_template, check_labels
 
-print("this batch:", check_labels(batch))
-print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
+stop_if(check_chat_template(tokenizer) + check_labels(trainer.train_dataset), "before training")
+print(f"template and labels OK; TRL kept {len(trainer.train_dataset):,} of {len(train):,} rows")
 
 # %% [markdown]
 # ## 11 · The learning-rate schedule
@@ -405,17 +466,28 @@ figure = plot_schedule(planned, warmup)
 # `trainer.train()` runs the loop: batch, forward, loss, backward, optimizer step, schedule step, log, and
 # a checkpoint every `SAVE_STEPS`. With `RESUME_FROM_CHECKPOINT = True` it first reloads the newest
 # checkpoint in `CHECKPOINT_DIR`. On a GPU, Unsloth first prints a banner with the number of examples, the
-# total steps and the total batch size (section 8's effective batch). Watch the memory: LoRA trains a small
-# fraction of the weights, so it grows by little more than the activations.
+# total steps and the total batch size (section 8's effective batch). On a GPU, compare the peak before and
+# after: LoRA trains a small fraction of the weights, so the peak grows by little more than the activations.
+# On a CPU the figure is the whole process's RAM, and the tiny stand-in's training barely moves it.
 
 # %%
 print("before:", env.memory())
 
+# %% [markdown]
+# If this cell fails, the doctor reads the error and the trainer and says what to change (out of memory, an old
+# TRL argument, the chat template, bf16 on a T4), then the error is raised as usual.
+
 # %%
 import time
 
+from course_lib.doctor import doctor
+
 start = time.perf_counter()
-trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+try:
+    trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+except Exception as error:
+    doctor(error=error, trainer=trainer)
+    raise
 seconds = time.perf_counter() - start
 print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
       f"on {card.name if card else 'the CPU'}")
@@ -449,16 +521,40 @@ import pandas as pd
 log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
 print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
 
+# %% [markdown]
+# The trainer also measured the loss on the `N_EVAL_LOSS` held-out conversations, once before the first update
+# and every 20% of the run. Each of those next to the mean training loss of the steps since the evaluation
+# before (one step's loss rests on one batch of 8, too noisy to compare alone):
+
+# %%
+from course_lib.plots import loss_table
+
+print(pd.DataFrame(loss_table(trainer.state.log_history)).to_string(index=False, na_rep="-",
+                                                                      float_format="{:.3f}".format))
+evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+print(f"{len(evaluations)} evaluations took {sum(row['eval_runtime'] for row in evaluations):.1f} s in all")
+
 # %%
 from course_lib.plots import plot_loss
 
 figure = plot_loss(trainer.state.log_history)
 
 # %% [markdown]
+# **Why the two curves differ.** The held-out loss is measured on the same conversations every time, after
+# that step's update. A training loss is measured on one step's batch, before its update, and the mean since
+# the last evaluation averages over a model that was improving meanwhile: on a falling curve the held-out loss
+# can sit a little below it with nothing wrong. Within the first epoch (section 8 printed how far this run
+# goes) every training batch is new to the model too, so both measure text it has not learned from; a gap
+# that opens the other way, the training loss falling below the held-out loss and the distance growing, is the
+# model memorising its training rows. Then train fewer steps, or on more data.
+
+# %% [markdown]
 # How to read a loss curve:
 #
-# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise (each batch is different).
-# - **Spikes, or a rise that does not come back:** the learning rate is too high; lower it, or warm up longer.
+# - **Healthy:** falls quickly at first, then flattens, with some step-to-step noise: each batch holds other
+#   examples, some harder than others, so a rise over a few steps (during warm-up too) is not by itself a sign
+#   of trouble. Compare means over several steps, as the cell below does.
+# - **Spikes, or a rise that lasts many steps:** the learning rate is too high; lower it, or warm up longer.
 # - **Flat from the start:** the learning rate is too low, or nothing is being trained (check the masked labels
 #   in section 10).
 # - **Close to 0 quickly:** the model is memorising the training rows; too many epochs for too little data.
@@ -511,14 +607,28 @@ print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-
 # back to its generation path.
 
 # %%
+model.config.output_router_logits = False  # MoE: TRL turned the router loss on; generation cannot compute it
 FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
 # %% [markdown]
-# Look at the answers, not only the score: on the real model they now follow the training data's shape
-# (worked steps, then `The answer is N.`) and stop. The tiny offline stand-in is too small to learn much in
-# 60 steps: expect little change there.
+# Is a change more than chance? Two intervals that overlap do not say, because both rates come from the same
+# questions: compare question by question. Only the questions that changed carry information (right only
+# after, or right only before); if training changed nothing, each of them would go either way like a fair
+# coin. The exact McNemar test counts them and gives the probability of a split at least that uneven by chance.
+
+# %%
+from course_lib.evaluation import paired_test
+
+print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
+print(paired_test(before.correct, after.correct).summary("final number right"))
+
+# %% [markdown]
+# Look at the answers, not only the rates: do they now follow the training data's shape, worked steps and
+# then the final number, and stop? A model too small for arithmetic (the offline stand-in) can learn the
+# shape and still get the numbers wrong, which is why the two rates are kept apart. The stand-in was also
+# pre-trained to end its text with `</s>`: the endings above show whether 60 steps replaced that habit.
 
 # %%
 from course_lib.evaluation import side_by_side
@@ -530,18 +640,55 @@ print(side_by_side(before, after, n=3))
 #
 # `save_pretrained` on a LoRA model writes only the adapters and their configuration, not the base model:
 # for the 0.3B model at r = 16, about 6 million parameters, tens of megabytes against the model's 0.7 GB.
-# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`.
-# A save that dies halfway must not leave a folder that looks like an adapter: `atomic_folder` writes into a
-# temporary folder beside it, which becomes `ADAPTER_DIR` only once both saves have finished.
+# The tokenizer goes with it, chat template included, so notebook 5 can load both from `ADAPTER_DIR`. Most
+# tutorials write just this:
+#
+# ```python
+# model.save_pretrained(ADAPTER_DIR)  # adapter_model.safetensors + adapter_config.json
+# tokenizer.save_pretrained(ADAPTER_DIR)  # the tokenizer and its chat template
+# ```
+#
+# The cell below does the same, more safely. A save that dies halfway must not leave a folder that looks like
+# an adapter: `atomic_folder` writes into a temporary folder beside it, which becomes `ADAPTER_DIR` only once
+# every save has finished.
+#
+# `saving_format` sets what the saved copy carries, for the saves inside it. ERNIE's published generation config
+# stops only at `</s>`, but every trained answer ends with `<|end_of_sentence|>`: it adds that stop. And the chat
+# template is ERNIE's official one (same text; `{% generation %}` is for TRL only, and llama.cpp and servers
+# refuse it). `save_vocabulary` keeps `tokenizer.model`, which transformers 5 no longer writes and GGUF needs.
 
 # %%
+from course_lib.chat_format import saving_format
 from course_lib.saving import atomic_folder
 
-with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
+with saving_format(model, tokenizer) as what, atomic_folder(ADAPTER_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)
+    tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
+
+# %% [markdown]
+# ## 17 · More than one GPU
+#
+# Shown, not run: this notebook uses one GPU. `examples/finetune_ernie.py` runs the same training on several
+# under `accelerate launch`, one process per GPU, each with the whole model and its own share of every batch
+# (data parallel). The effective batch grows with the GPUs, `batch × accumulation × processes`, and the script
+# prints it; keep it equal to one GPU's and the result is the same (`tests/test_multi_process.py` checks that
+# on two CPU processes). On Kaggle's 2 × T4:
+#
+# ```bash
+# accelerate launch --config_file examples/accelerate/ddp.yaml examples/finetune_ernie.py \
+#     --data my_data.jsonl --output my-ernie --batch-size 4 --grad-accumulation 1
+# # effective batch: 4 per GPU x 1 accumulation x 2 processes = 8 sequences per step
+# ```
+#
+# ERNIE-4.5-21B-A3B in 4-bit does not fit one T4 with LoRA on its experts (~15 GiB estimated), so data parallel
+# cannot help there; `examples/accelerate/fsdp_qlora.yaml` shards it over 2-8 GPUs instead (FSDP2). What
+# Unsloth supports on several GPUs, and what was and was not run: [docs/multi_gpu.md](../../docs/multi_gpu.md).
 
 # %% [markdown]
 # ## Summary
@@ -554,8 +701,10 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - The schedule is `get_scheduler` on the trainer's arguments; the logged rates match it step for step.
 # - A healthy loss falls, then flattens. Checkpoints let you resume; keep them on Drive on Colab.
 # - `model.save_pretrained` saves only the adapter: tens of megabytes, not the whole model.
+# - To copy this into a project of your own: [examples/finetune_ernie.py](../../examples/finetune_ernie.py) is
+#   the same pipeline (load, LoRA, format, train, merge, save) in one plain file, without `course_lib`.
 #
-# Next: notebook 5 loads the adapter, merges it into the model and saves the result.
+# Next: [notebook 5](05_merge_and_save.ipynb) loads the adapter, merges it into the model and saves the result.
 #
 # ## Exercises
 #
@@ -614,7 +763,8 @@ def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes)
                                              lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
                                              use_rslora=USE_RSLORA)
-    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no",
+                               eval_strategy="no", eval_on_start=False, **changes)
     run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
                      callbacks=[StopAfter(steps)])
     run.train()
@@ -686,7 +836,8 @@ def apples(name, have, buy):
 
 own_dataset = datasets.Dataset.from_list([apples(*row) for row in own]).map(to_messages).select_columns(["messages"])
 own_model, own_losses = train_fresh(data=own_dataset, steps=30, max_steps=30)
-# A loss near 0 means the ten are memorised; whether the new question is right then shows if more was learned.
+# Ten examples seen again and again: the loss falls as they are memorised (towards 0 on a large model; the tiny
+# stand-in gets only part of the way). Whether the new question is right shows if more than that was learned.
 print(f"loss on the ten: {own_losses[0]:.3f} at step 1, {own_losses[-1]:.3f} at step 30")
 for row in (apples(*own[0]), apples("Kai", 13, 6)):
     (answer,) = generate_answers(own_model, tokenizer, [row["question"]], max_new_tokens=64, progress=False)

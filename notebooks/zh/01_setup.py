@@ -74,15 +74,18 @@ from course_lib.doctor import doctor
 
 problems = doctor()
 
-# %% [markdown] en_hash="983298e27e"
+# %% [markdown] en_hash="1f2bcf11c1"
 # ## 3 · 设置
 #
-# 课程默认使用 ERNIE-4.5-0.3B-PT：一个 0.36B 参数的*基座*模型（PT = pre-trained，预训练模型，还没有学过对话）。做正式项目时，可以换成 21B 的混合专家（mixture-of-experts，MoE）模型，它每个 token 激活 3B 参数；它需要 `LOAD_IN_4BIT = True`，以及比 T4 更大的 GPU（约 24 GB）。
+# 课程默认使用 ERNIE-4.5-0.3B-PT：百度发布的 0.36B 参数的*后训练*（对话）模型。"-PT" 指 PyTorch 权重（"-Paddle" 版本是 PaddlePaddle 权重）；预训练的基础模型是 `baidu/ERNIE-4.5-0.3B-Base-PT`，它的模型卡写明 "The Base model only supports text completion"（基础模型只支持文本续写）。本课程把这个对话模型适配到一项任务的格式和内容上，notebook 4 会测量训练改变了什么。
+#
+# - 想从基础模型出发，就设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`。它在训练前不懂对话格式，所以训练前的回答离任务更远，训练前后的差别也更大。其余一切不变。
+# - 做正式项目时，可以换成 21B 的混合专家（mixture-of-experts，MoE）模型，它每个 token 激活 3B 参数；它需要 `LOAD_IN_4BIT = True`，以及比 T4 更大的 GPU（约 24 GB）。
 
 # %% tags=["parameters"]
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT" is the base model
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True stores the blocks' Linear weights in 4 bits (QLoRA); solution 3 measures it
 
 # %% [markdown] en_hash="24b71f8309"
 # 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用在本机构建的一个很小的 ERNIE-4.5 切片（slice），下面的横幅（banner）会醒目地说明这一点。
@@ -93,10 +96,10 @@ from course_lib.models import resolve_model
 model_choice = resolve_model(MODEL_NAME)
 print(model_choice.banner())
 
-# %% [markdown] en_hash="be3a8fdf9b"
+# %% [markdown] en_hash="42fb363660"
 # ## 4 · 用 Unsloth 加载模型
 #
-# 一次调用就能加载权重和分词器（tokenizer）。`dtype` 就是上面选出的精度；留意加载前后的内存占用。
+# 一次调用就能加载权重和分词器（tokenizer）。`dtype` 就是上面选出的精度。在 GPU 上，已用显存会增加权重那么多（0.3B 模型在 16-bit 下约 0.7 GB）；在 CPU 上，这个数字是整个进程的内存，大部分是 PyTorch 本身，离线替身模型的权重（约 2 MiB）几乎看不出来。`get_memory_footprint` 只统计权重。
 
 # %%
 print("before:", env.memory())
@@ -106,11 +109,12 @@ model, tokenizer = FastLanguageModel.from_pretrained(
     model_name=model_choice.name_or_path,  # a Hub id, or a local folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
-    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
+    load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA)
 )
 
 # %%
 print("after: ", env.memory())
+print(f"the weights alone: {model.get_memory_footprint() / 2**20:,.1f} MiB")
 
 # %% [markdown] en_hash="4ea3e631f0"
 # ## 5 · 模型里有什么
@@ -138,14 +142,16 @@ for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
     layer = getattr(attention, name)
     print(f"  {name}: {layer.in_features} -> {layer.out_features}")
 
-# %% [markdown] en_hash="22bb2f64f0"
+# %% [markdown] en_hash="897528537d"
 # ## 6 · 分词器
 #
-# 模型读的是 token id，而不是文本。有三个特殊 token 很重要：填充（padding，id 0），以及 ERNIE 对话格式的两个标记 `<|begin_of_sentence|>` 和 `<|end_of_sentence|>`。
+# 模型读的是 token id，而不是文本。分词器按角色给特殊 token 命名：填充（padding；ERNIE 用 `<unk>` 填充，id 0）、文本的开始和结束（`<s>`、`</s>`），以及 ERNIE 对话格式的两个标记：`<|begin_of_sentence|>`（它的 `cls_token`）和 `<|end_of_sentence|>`（它的 `sep_token`）。
 
 # %%
-for token in ("<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>"):
-    print(f"{token:>22} -> id {tokenizer.convert_tokens_to_ids(token)}")
+for role in ("pad_token", "unk_token", "bos_token", "eos_token", "cls_token", "sep_token"):
+    token = getattr(tokenizer, role)
+    if token is not None:
+        print(f"{role:>9} = {token!r:<24} id {tokenizer.convert_tokens_to_ids(token)}")
 
 # %%
 sentence = "Maya buys 3 pens at $2 each."
@@ -171,10 +177,10 @@ print(tokenizer.apply_chat_template(conversation, tokenize=False))
 prompt = tokenizer.apply_chat_template(conversation[:1], tokenize=False, add_generation_prompt=True)
 print(repr(prompt))
 
-# %% [markdown] en_hash="9c43d23454"
-# ## 8 · 问问基座模型
+# %% [markdown] en_hash="90675fdb75"
+# ## 8 · 训练之前，先问问模型
 #
-# `FastLanguageModel.for_inference` 会把 Unsloth 切换到更快的生成路径。贪心解码（`do_sample=False`）让回答可以复现。基座模型从没见过这种对话格式：它多半会胡言乱语，或者停不下来。这正是微调要解决的问题。
+# `FastLanguageModel.for_inference` 会把 Unsloth 切换到更快的生成路径。贪心解码（`do_sample=False`）让回答可以复现。ERNIE-4.5-0.3B-PT 是对话模型，所以它会作答；它还没学会的是本课程的任务：按数据的风格写出解题步骤，最后以 `The answer is N.` 结尾。离线时，替身模型模仿一个对话模型（它在其他应用题的对话格式上简单训练过），所以它也会作答，只是水平有限。notebook 4 会在训练前后给两者打分。
 
 # %%
 from transformers import TextStreamer
@@ -183,7 +189,7 @@ FastLanguageModel.for_inference(model)
 inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
 _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextStreamer(tokenizer, skip_prompt=True))
 
-# %% [markdown] en_hash="b08a582c6e"
+# %% [markdown] en_hash="9b13eb1d89"
 # ## 小结
 #
 # - 先导入 Unsloth；它会报告自己选择了哪个后端。
@@ -192,13 +198,13 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 # - ERNIE-4.5-0.3B 有 18 个块，每块由分组查询注意力和一个 MLP 组成；LoRA 将适配其中的七个 Linear 层。
 # - ERNIE 的对话格式是 `<|begin_of_sentence|>User: …\nAssistant: …<|end_of_sentence|>`。
 #
-# 下一步：notebook 2 添加 LoRA 适配器，并算清楚它们的开销。
+# 下一步：[notebook 2](02_lora_configuration.ipynb) 添加 LoRA 适配器，并算清楚它们的开销。
 #
 # ## 练习
 #
-# 1. 修改第 7 节中的问题，再问一次。基座模型会自己停下来吗？
+# 1. 修改第 7 节中的问题，再问一次。模型会自己停下来吗？用的是哪个 token？
 # 2. 对一句中文分词。它要用多少个 token？和意思相同的英文句子相比呢？
-# 3. 设置 `LOAD_IN_4BIT = True` 能省下多少内存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算；如果有 GPU，再以 4-bit 实际加载并测量。
+# 3. 设置 `LOAD_IN_4BIT = True` 能省下多少内存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算，再以 4-bit 实际加载并测量。
 
 # %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开
@@ -211,11 +217,11 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: does the base model stop? { display-mode: "form" }
+# @title Solution 1: does the model stop? { display-mode: "form" }
 # %%solution
 from course_lib.evaluation import stop_token_ids
 
-stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker fine-tuning will teach
+stops = stop_token_ids(tokenizer)  # </s>, and <|end_of_sentence|>, the marker that ends ERNIE's answers
 questions = ["A book costs $12 and a pen costs $3. What do both cost together?",
              "Tom walks 4 km an hour for 3 hours. How far does he walk?",
              "What is the capital of France?"]
@@ -243,8 +249,9 @@ n_english = len(tokenizer(sentence, add_special_tokens=False)["input_ids"])
 for language, text in translations.items():
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     print(f"{language:>8}: {n:>3} tokens for {len(text):>2} characters = {n / n_english:.1f}x English")
-# A vocabulary learned mostly from English splits other scripts into bytes (a Chinese character is 3 bytes
-# in UTF-8): more tokens means less text per context and more compute per sentence.
+# More tokens means less text per context and more compute per sentence. The offline stand-in learned its
+# vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
+# tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 3: what 4-bit would save { display-mode: "form" }
@@ -260,9 +267,9 @@ print(f"{n_quantized:,} of {n_parameters:,} parameters ({n_quantized / n_paramet
 print(f"16-bit: {bytes_16bit / 2**20:.2f} MiB, 4-bit: {bytes_4bit / 2**20:.2f} MiB "
       f"= {1 - bytes_4bit / bytes_16bit:.0%} less (75% only if every weight were quantized)")
 print(f"as loaded here ({next(model.parameters()).dtype}): {model.get_memory_footprint() / 2**20:.2f} MiB")
-if card is None:
-    print("Measuring a 4-bit model needs a GPU: bitsandbytes' 4-bit layers run on CUDA.")
-else:
-    model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
-                                                      max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
-    print(f"measured in 4-bit on {card.name}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB")
+# bitsandbytes 0.50 has CPU kernels too, so this loads anywhere (on a CPU the layers are stored in 4-bit;
+# the course trains and merges in 4-bit on a GPU only: Unsloth's CPU backend cannot merge into a 4-bit base).
+model_4bit, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path,
+                                                  max_seq_length=MAX_SEQ_LENGTH, load_in_4bit=True)
+print(f"measured in 4-bit on {card.name if card else 'the CPU'}: {model_4bit.get_memory_footprint() / 2**20:.2f} MiB "
+      f"({type(model_4bit.model.layers[0].self_attn.q_proj).__name__} layers)")

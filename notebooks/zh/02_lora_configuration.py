@@ -69,7 +69,7 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
-LOAD_IN_4BIT = False  # True quarters the weights' memory, at a small cost in quality and speed
+LOAD_IN_4BIT = False  # True: the blocks' Linear weights in 4 bits (QLoRA); section 10 counts what it saves
 LORA_R = 16  # rank of each adapter: 8, 16, 32, 64; more capacity, more parameters
 LORA_ALPHA = 32  # 2 x r; the update B A x is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting a small dataset
@@ -185,7 +185,9 @@ print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} 
 # 名字以 `TARGET_MODULES` 中某一项结尾的每个 Linear 层，都会得到自己的 A 和 B，所以 LoRA 每层增加 `r × (in + out)` 个参数。在问 PEFT 之前，先自己加总一遍。（在真实的 ERNIE-4.5-0.3B 上，对 18 个块的全部七个投影取 r = 16，一共是 6,045,696 个参数，占模型的 1.7%；小切片只有 128 宽，所以同样的 r 在它里面所占的比例要大得多。）
 
 # %%
-shapes = linear_shapes(model, TARGET_MODULES)  # (name, in, out) of each targeted Linear layer
+# PEFT's rule: every Linear layer whose name ends in one of TARGET_MODULES gets an adapter.
+shapes = [(name, module.in_features, module.out_features) for name, module in model.named_modules()
+          if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES]
 hand_count = sum(r * (fan_in + fan_out) for _, fan_in, fan_out in shapes)
 print(f"{len(shapes)} layers match; first: {shapes[0]}")
 print(f"by hand: {hand_count:,} LoRA parameters at r = {r}, "
@@ -218,14 +220,14 @@ model = FastLanguageModel.get_peft_model(
     use_rslora=USE_RSLORA,  # True: scale by alpha / sqrt(r) instead of alpha / r
 )
 
-# %% [markdown] en_hash="c50effbc5c"
-# PEFT 也会统计可训练参数。两个数必须一致。
+# %% [markdown] en_hash="ec0c696b70"
+# PEFT 也会统计可训练参数。两个数必须一致（在混合专家模型上并不一致：第 11 节说明原因）。
 
 # %%
 trainable, total = model.get_nb_trainable_parameters()
 print(f"by hand: {hand_count:,}   PEFT: {trainable:,}   equal: {hand_count == trainable}")
 print(f"PEFT's total {total:,} = the model's {n_parameters:,} + the adapters {trainable:,}")
-assert trainable == hand_count
+assert trainable == hand_count or model.config.model_type == "ernie4_5_moe"
 
 # %% [markdown] en_hash="f60326ce3b"
 # 回到第 3 节的内存账单：用了 LoRA，只有适配器需要承担训练的 16 字节；冻结的模型只为自己的权重付费。
@@ -284,7 +286,182 @@ with torch.no_grad():
     logits_after = model(**inputs).logits
 print(f"max |logits after - logits before| = {(logits_after - logits_before).abs().max().item():.2e}")
 
-# %% [markdown] en_hash="9a4b1022a7"
+# %% [markdown] en_hash="5f6acb8336"
+# ## 10 · 原教程的说法，逐条实测
+#
+# 本课程所源自的那篇教程做了六个承诺。下面把每一条和实测结果放在一起，并注明出处。与参数有关的三条在下面实时计算，用的是 ERNIE-4.5-0.3B 公开的形状（建在 PyTorch 的 `meta` 设备上：只有形状、没有权重，所以不占内存，离线也能运行）。
+#
+# | 教程的说法 | 实测 | 出处 |
+# |---|---|---|
+# | Unsloth 训练"快 2 倍" | 16-bit 下是纯 transformers + PEFT 的 2.55 倍（每秒 7,241 对 2,843 个 token），4-bit 下 1.67 倍（6,728 对 4,026） | `bench/RESULTS.md`，一块 H200，0.3B 形状，batch 8 |
+# | "显存少用 60%" | 在 0.3B 上没有：用 Unsloth 1.33 GiB，不用 1.11 GiB（16-bit）；这个节省是在 1-34B 的模型、较长输入上报告的，那时激活值占大头（HF 的 Unsloth 基准：A100 上省 23-66%） | `bench/RESULTS.md`；huggingface.co/blog/unsloth-trl |
+# | LoRA 只训练"0.1% 的参数" | r = 16、七个投影层全部适配时的比例：见下 | 实时计算 |
+# | 4-bit"让模型缩小到四分之一" | 没那么多：嵌入层（与输出头共享）保持 16-bit：见下 | 实时计算 |
+# | "24 GB 的显卡能跑 4-bit 的 70B" | 70B × 0.5 字节，光权重就是 35 GB：见下 | 算术 |
+# | 打包"快 2-5 倍" | batch 8 时 6.5 倍（每秒 7,241 -> 47,362 个 token）；教程自己的打包设置：26,782 | `bench/RESULTS.md`，一块 H200 |
+
+# %%
+from transformers import Ernie4_5ForCausalLM
+
+from course_lib.tiny_ernie import ernie_config
+
+with torch.device("meta"):  # shapes only: no memory, no download
+    published = Ernie4_5ForCausalLM(ernie_config("0.3b", vocab_size=0))
+n_published = sum(p.numel() for p in published.parameters())
+lora_published = sum(LORA_R * (m.in_features + m.out_features) for name, m in published.named_modules()
+                     if isinstance(m, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"LoRA r = {LORA_R}: {lora_published:,} of ERNIE-4.5-0.3B's {n_published:,} parameters = "
+      f"{100 * lora_published / n_published:.2f}% (the loaded model here: {100 * trainable / n_parameters:.2f}%)")
+in_blocks = sum(m.weight.numel() for m in published.model.layers.modules() if isinstance(m, torch.nn.Linear))
+four_bit = 2 * (n_published - in_blocks) + in_blocks * (0.5 + 1 / 64)  # 4 bits + a scale per 64 weights
+print(f"4-bit: {four_bit / 2**30:.2f} GiB against {2 * n_published / 2**30:.2f} GiB in 16-bit = "
+      f"{four_bit / (2 * n_published):.0%} of it, not 25%: {n_published - in_blocks:,} parameters stay 16-bit")
+print(f"70B in 4-bit: {70e9 * 0.5 / 1e9:.0f} GB ({70e9 * 0.5 / 2**30:.1f} GiB) of weights, before any activation")
+
+# %% [markdown] en_hash="6b70006a0c"
+# ## 11 · 混合专家模型上的 LoRA
+#
+# 原教程训练的 ERNIE-4.5-21B-A3B 是混合专家模型（MoE）：除了稠密的第 0 层，每层的 MLP 由 64 个*路由*专家组成，
+# 路由器为每个 token 选出其中 6 个；另有 2 个*共享*专家，每个 token 都会经过。那七个名字会适配它的哪些部分？
+# 先在 `meta` 设备上数一数它的各部分：
+
+# %%
+import copy
+
+from transformers import Ernie4_5_MoeForCausalLM
+
+from course_lib.tiny_ernie_moe import EXPERT_PARAMETERS, make_tiny_ernie_moe, moe_config, parameter_parts, part_of
+
+with torch.device("meta"):  # shapes only, as in section 10
+    ernie_21b = Ernie4_5_MoeForCausalLM(moe_config("21b-a3b"))
+parts_21b = parameter_parts(ernie_21b)
+for part, count in parts_21b.items():
+    print(f"{part:<15} {count:>15,} {100 * count / sum(parts_21b.values()):6.2f}%")
+
+# %% [markdown] en_hash="673c4b7afb"
+# 其中 93% 是路由专家。下面是同一架构的玩具尺寸版本，用本 notebook 的分词器在内存中构建（3 层、8 个路由专家、
+# top-2、2 个共享专家）：在 transformers 5 中，一层的路由专家是两个融合的三维张量 `(experts, out, in)`，
+# 而不是 Linear 层。
+
+# %%
+moe_model = make_tiny_ernie_moe(vocab_size=len(tokenizer))
+moe_parts = parameter_parts(moe_model)
+print(moe_model.model.layers[1].mlp)
+print({name: tuple(p.shape) for name, p in moe_model.model.layers[1].mlp.experts.named_parameters()})
+
+# %% [markdown] en_hash="9147f1f16f"
+# 第 7 节的规则（名字以 `TARGET_MODULES` 之一结尾的每个 Linear 层）会找到注意力、稠密 MLP 和共享专家，
+# 却找不到任何路由专家：
+
+# %%
+linear_matches = Counter(part_of(name + ".weight") for name, module in moe_model.named_modules()
+                         if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in TARGET_MODULES)
+print(f"Linear layers the seven names match, per part: {dict(linear_matches)}")
+
+# %% [markdown] en_hash="cd7e6eef2b"
+# PEFT 0.21 在这里并不遵循这条规则。在 ERNIE-MoE 上（与 Qwen2-MoE、Mixtral 一样），它把 `gate_proj`、
+# `up_proj`、`down_proj` 当作 transformers 4 中专家的名字，改写成 `target_parameters`：路由专家的融合张量，
+# 其中 `gate_up_proj` 的秩为 2r。同名的共享专家和稠密 MLP 反而被排除在外。在 CPU 上，Unsloth 正是把 LoRA
+# 交给原生 PEFT：
+
+# %%
+from peft import LoraConfig, get_peft_model
+
+plain = get_peft_model(copy.deepcopy(moe_model), LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=TARGET_MODULES))
+rewritten = plain.peft_config["default"]
+print(f"target_modules {sorted(rewritten.target_modules)}, target_parameters {sorted(rewritten.target_parameters)}, "
+      f"rank_pattern {rewritten.rank_pattern}")
+print("trained per part:", {part: n for part, n in parameter_parts(plain, trainable_only=True).items() if n})
+
+# %% [markdown] en_hash="e628c3328e"
+# 在 GPU 上，Unsloth 自己的 `get_peft_model` 会让同样的七个名字覆盖每个部分，路由专家的秩为 r
+# （在 H200 上用这个替身模型实测；它会打印 "Detected MoE model ... Enabling LoRA on MoE parameters"）。
+# 要在任何环境下都得到这个结果，就把每个部分都点名，让任何库都无从改写：注意力按模块指定，MLP 权重和融合专家
+# 按参数指定。
+
+# %%
+moe_lora = get_peft_model(moe_model, LoraConfig(
+    r=r,  # one rank for every part, experts included
+    lora_alpha=lora_alpha,
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],  # attention: Linear layers, matched by name
+    target_parameters=EXPERT_PARAMETERS + ["gate_proj.weight", "up_proj.weight", "down_proj.weight"],  # fused + MLPs
+    lora_dropout=0.0,  # PEFT refuses dropout on target_parameters
+))
+trained_parts = parameter_parts(moe_lora, trainable_only=True)
+print(f"{'part':<15} {'parameters':>11} {'LoRA at r = ' + str(r):>15}")
+for part, count in moe_parts.items():
+    print(f"{part:<15} {count:>11,} {trained_parts[part]:>15,}")
+
+# %% [markdown] en_hash="3121775a9f"
+# 同样的名字用在真正的 21B 上（仍在 `meta` 设备上）：r 在那里训练多少参数，对比第 10 节 0.3B 的比例。
+
+# %%
+lora_21b = get_peft_model(ernie_21b, copy.deepcopy(moe_lora.peft_config["default"]), low_cpu_mem_usage=True)
+trained_21b = parameter_parts(lora_21b, trainable_only=True)
+print(f"r = {r}: {sum(trained_21b.values()):,} LoRA parameters, "
+      f"{100 * sum(trained_21b.values()) / sum(parts_21b.values()):.2f}% of ERNIE-4.5-21B-A3B; "
+      f"{trained_21b['routed experts']:,} of them on the routed experts")
+
+# %% [markdown] en_hash="5d1e2ad0ae"
+# 在八道应用题上训练几步（普通的 PyTorch 循环：`SFTTrainer` 是第 4 个 notebook 的内容）。路由专家的 `lora_B`
+# 和其他所有 `lora_B` 一样从零开始；训练必须让它离开零。
+
+# %%
+from course_lib.data import bundled_rows, to_messages
+
+texts = [tokenizer.apply_chat_template(to_messages(row)["messages"], tokenize=False) for row in bundled_rows("train")[:8]]
+moe_batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+moe_labels = moe_batch["input_ids"].masked_fill(moe_batch["attention_mask"] == 0, -100)  # no loss on padding
+optimizer = torch.optim.AdamW([p for p in moe_lora.parameters() if p.requires_grad], lr=1e-2)
+moe_lora.train()
+for step in range(5):
+    loss = moe_lora(**moe_batch, labels=moe_labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    print(f"step {step + 1}: loss {loss.item():.3f}")
+
+# %% [markdown] en_hash="4dbb570759"
+# 合并，并手工重算一层的融合 `gate_up_proj` 来验证合并：对每个专家 e 计算 `W_e + (alpha / r) B_e A_e`。
+# PEFT 为一个专家张量只保存一个 `A`（`r × experts` 行）和一个 `B`（同样多的列）；重塑之后，每个专家得到
+# 自己的一对秩为 r 的矩阵。
+
+# %%
+gate_up = next(m for m in moe_lora.modules() if getattr(m, "parameter_name", None) == "gate_up_proj")  # layer 1
+W = gate_up.get_base_layer().gate_up_proj.detach().clone()  # (experts, out, in), before merging
+n_experts, fan_out, fan_in = W.shape
+A = gate_up.lora_A["default"].weight.reshape(n_experts, -1, fan_in)  # (experts, r, in)
+B = gate_up.lora_B["default"].weight.reshape(fan_out, -1, n_experts)  # (out, r, experts)
+by_hand = W + gate_up.scaling["default"] * torch.einsum("ore,eri->eoi", B, A)
+print(f"|B| after training: {B.abs().max().item():.4f}; merged weights move by up to {(by_hand - W).abs().max():.2e}")
+moe_lora.eval()
+with torch.no_grad():
+    logits_adapter = moe_lora(**moe_batch).logits
+merged_moe = moe_lora.merge_and_unload()
+with torch.no_grad():
+    logits_merged = merged_moe(**moe_batch).logits
+print(f"merged gate_up_proj vs by hand: max |diff| = "
+      f"{(merged_moe.model.layers[1].mlp.experts.gate_up_proj - by_hand).abs().max().item():.2e}")
+print(f"logits, adapter vs merged model: max |diff| = {(logits_adapter - logits_merged).abs().max().item():.2e}")
+
+# %% [markdown] en_hash="63dc336d06"
+# 最后是 4-bit。bitsandbytes 量化的是 `nn.Linear` 的权重；融合的专家张量保持 16-bit，除非有别的东西量化它们。
+# 用 `load_in_4bit=True` 加载替身模型，看看这里一个 MoE 层的哪些张量是 4-bit：在 GPU 上（在 H200 上实测），
+# Unsloth 的加载器把路由专家也存成 4-bit；在 CPU 上它们保持原样，换成 21B 就是 20.4B 个参数留在 16-bit，
+# 38 GiB。
+
+# %%
+import tempfile
+
+moe_folder = tempfile.mkdtemp(prefix="tiny-ernie-moe-")
+merged_moe.save_pretrained(moe_folder)
+tokenizer.save_pretrained(moe_folder)
+moe_4bit, _ = FastLanguageModel.from_pretrained(model_name=moe_folder, max_seq_length=MAX_SEQ_LENGTH,
+                                                dtype=precision.torch_dtype, load_in_4bit=True)
+for name, p in moe_4bit.model.layers[1].named_parameters():
+    print(f"{name:<42} {'4-bit' if type(p).__name__ == 'Params4bit' else str(p.dtype)}")
+
+# %% [markdown] en_hash="d691d6b350"
 # ## 小结
 #
 # - 全参数微调用 AdamW 训练每一个参数，每个约 16 字节；LoRA 只训练小小的适配器，模型保持冻结，每个参数 2 字节（16-bit）。
@@ -293,7 +470,7 @@ print(f"max |logits after - logits before| = {(logits_after - logits_before).abs
 # - alpha 固定时，`alpha / r` 会随秩增大而缩小；课程保持 `alpha = 2r`，而 rsLoRA（`alpha / sqrt(r)`）是另一种解决办法。
 # - `B` 从零开始，所以在训练改变它之前，模型的输出保持不变。
 #
-# 下一步：notebook 3 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
+# 下一步：[notebook 3](03_data_formatting.ipynb) 把数学应用题转换成 ERNIE 的对话格式，为训练做好准备。
 #
 # ## 练习
 #

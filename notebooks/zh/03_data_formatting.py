@@ -161,8 +161,8 @@ print("same text as the original template:", course_text == original_text)
 # %%
 print(course_text)
 
-# %% [markdown] en_hash="362121a0e9"
-# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（小切片的字节级（byte-level）分词器把空格显示为 `Ġ`，把换行显示为 `Ċ`，把 `×` 显示为 `ÃĹ`，也就是它的两个字节。）
+# %% [markdown] en_hash="118019638b"
+# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（ERNIE 的分词器，以及按同样方式构建的小切片的分词器，都是 SentencePiece：空格是它后面那个词开头的 `▁`，没学过的字符则拆成它的字节，例如 `<0xE4>`。）
 
 # %%
 input_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
@@ -199,15 +199,33 @@ n_trained = sum(mask)
 print(f"{len(input_ids)} tokens, {n_trained} trained ({n_trained / len(input_ids):.0%}), "
       f"{len(input_ids) - n_trained} masked")
 
-# %% [markdown] en_hash="4c36157cf5"
-# 只解码参与训练的 labels：它们必须恰好是答案加上结束标记，既不含问题的任何部分，也不含 `Assistant: `。
+# %% [markdown] en_hash="419d3ab6d8"
+# 只解码参与训练的 labels：它们必须恰好是答案加上结束标记，既不含问题的任何部分，也不含 `Assistant:`。冒号后面的空格会跟着进来：ERNIE 的分词器把空格并入它后面的词，所以答案的第一个 token 是 `▁` 加上答案的第一个词。
 
 # %%
 from course_lib.ernie import END_OF_TURN
 
 trained_text = tokenizer.decode([token for token in labels if token != -100])
 print(repr(trained_text))
-print("exactly the answer + end marker:", trained_text == example["answer"] + END_OF_TURN)
+print("exactly the answer + end marker:", trained_text.removeprefix(" ") == example["answer"] + END_OF_TURN)
+
+# %% [markdown] en_hash="1de3b426e6"
+# ### 答案从哪里开始：训练时和提问时必须一致
+#
+# 这个并进来的空格在提问时很关键。TRL 对整段对话分词，所以模型学到的是在冒号后面写出 `▁First`（或 `▁If` 等）。模板的生成提示以 `Assistant: ` 结尾，带着空格，而这个空格单独分词就是 `▁`：这样提问，模型要从一个它从没学过如何接续的 token 往下写，答案的开头就偏离了训练（小切片会跳过答案开头的几个词）。课程用 `generation_prompt` 提问：文本相同，只去掉最后那个空格，让模型自己写出 `▁First`。比较两种提示的最后几个 token，以及每个提示是否恰好是训练 token 的开头：
+
+# %%
+from course_lib.chat_format import generation_prompt
+
+question = example["messages"][:1]
+trained_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
+before = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)  # "...Assistant: "
+after = generation_prompt(tokenizer, question)  # "...Assistant:"
+for name, prompt in [("template's prompt", before), ("generation_prompt", after)]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    print(f"{name:>17} ends {tokenizer.convert_ids_to_tokens(ids[-2:])}, the start of the trained tokens: "
+          f"{ids == trained_ids[:len(ids)]}")
+print(f"{'trained':>17} ... {tokenizer.convert_ids_to_tokens(trained_ids[len(ids) - 2:len(ids) + 1])} ...")
 
 # %% [markdown] en_hash="4c2258676d"
 # ## 8 · 样本有多长？
@@ -238,7 +256,7 @@ print(f"{n_cut} of {len(lengths):,} examples exceed MAX_LENGTH = {MAX_LENGTH} an
 
 # %%
 n_exact = sum(
-    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep])
+    tokenizer.decode([t for t, keep in zip(encoded["input_ids"], encoded["assistant_masks"]) if keep]).removeprefix(" ")
     == row["answer"] + END_OF_TURN
     for encoded, row in zip(encoded_train, train_dataset)
 )
@@ -292,6 +310,27 @@ print(f"TRL: {len(packed)} rows, {sum(row_lengths):,} tokens, longest row {max(r
 #
 # 少算一些位置只是收益中较小的那部分。8 个短样本组成的 batch 工作量太小，不足以让 GPU 忙起来，所以无论一步装的是 8 个样本还是 8 个满行，耗时都差不多。这就是课程在 GPU 上默认打包的原因。在 H200 上的实测结果（`bench/RESULTS.md`：0.3B 的模型形状，Unsloth，bf16，batch 8，这些应用题）：填充时每秒 7,241 个真实 token，打包时每秒 47,362 个，两种方式每步都是 0.16 s。
 
+# %% [markdown] en_hash="dbef89b3a6"
+# **打包行里的样本真的互不干扰吗？** 与其相信这一点，不如测一测。
+# `check_packing` 按 TRL 无填充 collator 的方式拼出一个打包行（各样本的 token id 首尾相接，位置在每个样本开头重新从 0 开始，没有 attention mask），让模型跑一遍这一行，再让每个样本单独跑一遍：如果样本彼此隔开，每个样本两种方式得到的 logits 相同，只差舍入误差。然后它把同一行的位置改成从 0 到 N-1 一路连续，相当于一个丢掉了样本边界的 collator 送来的数据。TRL 的警告里只提到 FlashAttention，但 transformers 5 自带的 sdpa 和 eager 注意力也会从重新开始的位置里读出边界，前提是不传 attention mask、也不用缓存（TRL 两者都不传）。检查在 fp32 下、用本 notebook 的模型进行（为此在这里加载，有 GPU 就放在 GPU 上）。
+
+# %%
+import torch
+from transformers import AutoModelForCausalLM
+
+from course_lib.packing import check_packing
+
+checked_model = AutoModelForCausalLM.from_pretrained(model_choice.name_or_path, dtype=torch.float32)
+checked_model = checked_model.to("cuda" if card else "cpu").eval()
+check = check_packing(checked_model, [encoded["input_ids"] for encoded in encoded_train[:3]])
+print(f"{check.attn_implementation} attention; examples found in the row's positions: {check.sequences_seen}")
+print(f"positions restart at 0: max |logit difference| {max(check.restarted):.1e} -> kept apart: {check.kept_apart()}")
+print(f"positions 0..N-1:       max |logit difference| {max(check.continuous):.1e} (largest logit {check.logit_scale:.1f})")
+del checked_model
+
+# %% [markdown] en_hash="f15eba0399"
+# 要看的是：第一个差值只是舍入误差（小于最大 logit 的 1e-4），第二个差值和 logits 本身差不多大：第二个就是每个样本会从相邻样本那里吸收进来的东西。
+
 # %% [markdown] en_hash="3672209c3b"
 # ## 10 · 你自己的数据：训练之前先检查
 #
@@ -343,7 +382,7 @@ for split in ("train", "heldout"):
     size = sum(f.stat().st_size for f in (DATA_DIR / split).rglob("*") if f.is_file())
     print(f"{DATA_DIR / split}: {saved.num_rows:,} rows, {saved.column_names}, {size / 2**20:.1f} MiB")
 
-# %% [markdown] en_hash="69f783797a"
+# %% [markdown] en_hash="491c7c24ad"
 # ## 小结
 #
 # - 数据是 2,000 道训练题和 200 道留出（held-out）的应用题（来自 orca-math，离线时用课程自带的题目），每道题有一个 `question` 和一个 `answer`；`to_messages` 把它变成 `messages` 对话，也就是 TRL 读取的格式。
@@ -352,7 +391,7 @@ for split in ("train", "heldout"):
 # - 在选定 `MAX_LENGTH` 之前先统计 token 数：更长的样本会被截断，丢掉答案的结尾。
 # - 打包用完整的样本填满长度为 `MAX_LENGTH` 的行：填充更少，每一步包含的样本多得多（在 H200 上每秒处理的 token 数是填充时的 6.5 倍）。它在 GPU 上需要支持无填充的注意力实现，而且改变了"一步"的含义。
 #
-# 下一步：notebook 4 加载这些划分，在上面训练 LoRA 适配器。
+# 下一步：[notebook 4](04_training.ipynb) 加载这些划分，在上面训练 LoRA 适配器。
 #
 # ## 练习
 #
@@ -387,7 +426,7 @@ for row in own_rows:
     trained = tokenizer.decode([t for t, keep in zip(own["input_ids"], own["assistant_masks"]) if keep])
     print(show_trained_tokens(tokenizer, own["input_ids"], own["assistant_masks"]))
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
-          f"end marker: {trained == row['answer'] + END_OF_TURN}\n")
+          f"end marker: {trained.removeprefix(' ') == row['answer'] + END_OF_TURN}\n")
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }

@@ -13,12 +13,12 @@
 #     name: python3
 # ---
 
-# %% [markdown] en_hash="6425e21658"
+# %% [markdown] en_hash="38c51e94f9"
 # # 4 · 训练：SFTTrainer、loss，以及训练改变了什么
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/04_training.ipynb)
 #
-# **你将学到：** 在留出（held-out）问题上给基座模型打分；添加 LoRA 适配器；配置 TRL 的 `SFTConfig` 和 `SFTTrainer`；在一个真实的 batch 上确认只有答案参与训练；读懂学习率调度（learning-rate schedule）和 loss 曲线；保存 checkpoint 并从中恢复训练；衡量训练改变了什么；以及为 notebook 5 保存适配器。
+# **你将学到：** 在训练之前，先在留出（held-out）问题上给模型打分；添加 LoRA 适配器；配置 TRL 的 `SFTConfig` 和 `SFTTrainer`；在一个真实的 batch 上确认只有答案参与训练；读懂学习率调度（learning-rate schedule）和 loss 曲线；保存 checkpoint 并从中恢复训练；衡量训练改变了什么；以及为 notebook 5 保存适配器。
 #
 # **你需要：** 一个带 GPU 的 Colab 运行时（*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*）。notebook 3 保存的数据从工作目录读取；如果那里没有，本 notebook 会重建课程的默认数据，并且会说明这一点。
 #
@@ -74,9 +74,9 @@ print(f"train in {precision.name}: {precision.reason}")
 # %% tags=["parameters"]
 from course_lib.paths import work_dir
 
-MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # or "baidu/ERNIE-4.5-21B-A3B-PT" for real work (with 4-bit)
+MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-Base-PT": the base model
 MAX_SEQ_LENGTH = 1024  # tokens Unsloth prepares for; the word problems need < 400
-LOAD_IN_4BIT = False  # True (GPU only) quarters the weights' memory: QLoRA
+LOAD_IN_4BIT = False  # True: QLoRA, the blocks' Linear weights in 4 bits (the course trains it on a GPU)
 LORA_R = 16  # adapter rank: 8, 16, 32, 64; higher = more capacity, more memory
 LORA_ALPHA = 32  # the update is scaled by alpha / r; 2 x r is the usual choice
 LORA_DROPOUT = 0.0  # 0 is fastest in Unsloth; 0.05-0.1 against overfitting on small data
@@ -92,6 +92,7 @@ WARMUP_STEPS = 5  # updates over which the learning rate climbs from 0 to LEARNI
 SEED = 3407  # same seed, same adapter initialisation and data order
 SAVE_STEPS = 20  # updates between checkpoints
 N_EVAL = 50  # held-out questions scored before and after training
+N_EVAL_LOSS = 32  # other held-out conversations whose loss the trainer measures during training
 MAX_NEW_TOKENS = 256  # longest answer generated, in tokens; a worked solution needs < 150
 RESUME_FROM_CHECKPOINT = False  # True after a disconnect: continue from the newest checkpoint in CHECKPOINT_DIR
 
@@ -104,10 +105,12 @@ ADAPTER_DIR = WORK_DIR / "lora-adapter"  # this notebook saves the adapter here;
 # 设置里的笔误应该现在就让 notebook 停下来，而不是等到模型加载完之后：`check_training_settings` 会指出任何不可能的取值（秩为 0、把学习率 2e-4 写成了 2e4……），并告诉你该用什么值。
 
 # %%
-from course_lib.checks import check_training_settings
+from course_lib.checks import check_training_settings, stop_if
 
-print(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
-                              lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH))
+stop_if(check_training_settings(LORA_R, LORA_ALPHA, LEARNING_RATE, MAX_STEPS, BATCH_SIZE, GRAD_ACCUMULATION,
+                                lora_dropout=LORA_DROPOUT, max_length=MAX_LENGTH), "in the settings cell")
+print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LORA_R:g}), learning rate "
+      f"{LEARNING_RATE:.1e}, {MAX_STEPS} steps of {BATCH_SIZE} x {GRAD_ACCUMULATION} rows")
 
 # %% [markdown] en_hash="76a55daef9"
 # ## 4 · 加载模型
@@ -125,7 +128,7 @@ print("before:", env.memory())
 
 # %%
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_choice.name_or_path,  # a Hub id, or a local folder
+    model_name=model_choice.name_or_path,  # on Colab this is MODEL_NAME; offline, the stand-in's folder
     max_seq_length=MAX_SEQ_LENGTH,  # Unsloth's name for the context it prepares for
     dtype=precision.torch_dtype,  # bf16 on Ampere+, fp16 on a T4, fp32 on a CPU
     load_in_4bit=LOAD_IN_4BIT,  # bitsandbytes 4-bit (QLoRA); needs a GPU
@@ -164,31 +167,46 @@ from course_lib.ernie import TRAINING_CHAT_TEMPLATE
 tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
 print(tokenizer.apply_chat_template(train[0]["messages"], tokenize=False))
 
-# %% [markdown] en_hash="9e01ef8baa"
-# 检查模板是否写出了 ERNIE 的标记，并且恰好只把答案标记为训练内容：
+# %% [markdown] en_hash="e64fd27136"
+# ## 6 · 训练之前：给模型打分
+#
+# 要知道训练改变了什么，先得测量，而且要在模型没有训练过的问题上测量。一个留出问题如果重复了某个训练问题（一字不差，或者换了说法但数字相同），测到的就是记忆而不是能力，所以先把这些问题去掉。（"相近"指数字相同，并且至少 20% 的词三元组相同：`course_lib/data.py` 说明了为什么是 20%，以及哪些换了说法的问题是按词比较看不出来的。）
 
 # %%
-from course_lib.checks import check_chat_template
+from course_lib.data import drop_training_repeats
 
-print(check_chat_template(tokenizer))
+heldout, dropped = drop_training_repeats(heldout, train)
+print(f"dropped {dropped['exact']} exact and {dropped['near']} near repeats of training questions: "
+      f"{len(heldout)} held-out questions left")
 
-# %% [markdown] en_hash="727ffbc8fa"
-# ## 6 · 训练之前：给基座模型打分
-#
-# 要知道训练改变了什么，先得测量。`evaluate` 用对话格式提出前 `N_EVAL` 个留出问题，用贪心解码生成回答（可以复现），当一个回答的最终数字等于参考答案的最终数字时，就算它答对。把结果留着：第 15 节会再问一遍同样的问题。
+# %% [markdown] en_hash="0a47684ef5"
+# 先问一个问题，把调用一一写出来：这就是 `evaluate` 对每个问题做的事。提示是用 ERNIE 对话格式写出的问题，以 `Assistant:` 结尾（notebook 3 说明了为什么去掉最后那个空格）；贪心解码（`do_sample=False`）让回答可以复现；遇到 ERNIE 的任何一个结束标记就停止。
+
+# %%
+from course_lib.chat_format import generation_prompt
+from course_lib.evaluation import stop_token_ids
+
+FastLanguageModel.for_inference(model)
+prompt = generation_prompt(tokenizer, [{"role": "user", "content": heldout[0]["question"]}])
+inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                        eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+# %% [markdown] en_hash="68d438606b"
+# `evaluate` 用对话格式提出其中的前 `N_EVAL` 个问题，用贪心解码生成回答（可以复现），并分开测量两件事：回答是否在训练教它停下的地方*停下*，即在 `MAX_NEW_TOKENS` 以内以 `<|end_of_sentence|>` 结束（摘要也会数出以 `</s>` 这个文本结束符结束的回答，以及用完了 token 的回答）；以及它的*最终数字*是否等于参考答案的。参考答案里没有一个明确最终数字的行（"3 cm 乘 4 cm"、"剩下 3/4"）无法打分：这些行会被跳过，并计数。每个比率都附带 95% 区间：50 个问题时，50% 左右的比率有 ±7 个百分点的不确定性（一个标准误），95% 区间是 ±14 个百分点。把结果留着：第 15 节会再问一遍同样的问题。
 
 # %%
 from course_lib.evaluation import evaluate
 
-FastLanguageModel.for_inference(model)
 before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print("before training:", before.summary())
 
-# %% [markdown] en_hash="7b9a0985da"
-# 基座模型写出了什么？它从没学过在 `Assistant: ` 之后作答：真实的 ERNIE-4.5-0.3B-PT 往往会胡言乱语，或者停不下来。
+# %% [markdown] en_hash="df35926dee"
+# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，替身模型模仿的是对话模型。读一个回答：它有没有分步骤解题，有没有以一个数字结尾，有没有停下来？
 
 # %%
-print(f"Q: {before.questions[0]}\n\nbase model: {before.predictions[0]}")
+print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
 
 # %% [markdown] en_hash="ed1fa3816a"
 # ## 7 · 添加 LoRA 适配器
@@ -252,12 +270,14 @@ print(f"effective batch = {BATCH_SIZE} per device x {GRAD_ACCUMULATION} accumula
       f"{effective_batch} rows of about {examples_per_row:.1f} example(s) each (packing {'on' if packs else 'off'})")
 print(f"one epoch = {steps_per_epoch} steps, so {max_steps} steps = {max_steps / steps_per_epoch:.2f} epochs")
 
-# %% [markdown] en_hash="48d9bf4e07"
+# %% [markdown] en_hash="5876573d78"
 # ## 9 · Trainer
 #
 # `SFTConfig` 保存所有训练设置；请读一读注释。`assistant_only_loss=True` 只在答案上训练。
 #
 # **为什么选择打包、batch 8 和 max_length 1024。** 一道应用题大约 150 个 token。不打包时，一步 8 个样本只处理约 1,200 个 token，GPU 大部分时间都在等待。在一块 GPU 上用这个模型的完整形状实测（`bench/RESULTS.md`，一块 H200）：不打包的 batch 8 每秒处理 **7,241** 个真实（非填充）token；打包成 1,024 token 的行之后，同样 8 行一个 batch 每秒处理 **47,362** 个（6.5×），GPU 显存峰值为 **2.8 GiB**，远在 T4 的 15 GB 之内。本课程起源的那篇教程（batch 1 × 8 步梯度累积，4,096 token 的行）只有 26,782。在一个打包行中，每个样本的位置编号都从 0 重新开始（第 10 节会展示），Unsloth 把这些边界变成块对角（block-diagonal）注意力，所以样本之间不会互相关注。Unsloth 的 CPU 后端会关闭打包。
+#
+# 这两点在 2026-12-01 都实测过（`bench/RESULTS.md`，同样是一块 H200）：在 Unsloth 下，打包行里每个样本得到的 logits 与它单独运行时相同，差别在 bf16 自身的舍入误差之内（0.031 对 0.041）；每步 32 个打包行时，每秒处理的 token 是原教程的 4.1-4.4 倍。默认值仍然是 8 行：在离线替身模型上，同样的 3,100 个样本，步子越大学到的越少（同样的学习率下，每步 208 个样本时留出 loss 为 0.90，每步 52 个时为 0.73），所以按 token 算更快，并不等于按样本算更好。
 
 # %%
 from trl import SFTConfig, SFTTrainer
@@ -275,6 +295,10 @@ training_args = SFTConfig(
     logging_steps=1,  # log the loss every step (5 or 10 on long runs)
     save_steps=SAVE_STEPS,  # write a checkpoint every SAVE_STEPS updates
     save_total_limit=3,  # keep the newest 3 checkpoints; older ones are deleted
+    eval_strategy="steps",  # also measure the loss on held-out conversations while training
+    eval_steps=0.2,  # below 1, a fraction of max_steps: every 20% of the run, 5 evaluations
+    eval_on_start=True,  # and one before the first update: the held-out loss of the untrained model
+    per_device_eval_batch_size=BATCH_SIZE,  # evaluation keeps no gradients: this batch fits where training's does
     max_length=MAX_LENGTH,  # tokens per example; longer examples are cut
     packing=PACKING,  # several examples per row: 6.5x the tokens per second measured (see above)
     assistant_only_loss=True,  # loss on the answer tokens only: the {% generation %} part of the template
@@ -285,23 +309,41 @@ training_args = SFTConfig(
     report_to="none",  # or "wandb", "tensorboard" to log to a dashboard
 )
 train_dataset = train.select_columns(["messages"])  # the trainer needs only the conversations
-trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, args=training_args)
+# The last N_EVAL_LOSS held-out conversations: the questions section 6 scores come first, so these are others.
+eval_dataset = heldout.select(range(len(heldout) - N_EVAL_LOSS, len(heldout))).select_columns(["messages"])
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     args=training_args)
 
-# %% [markdown] en_hash="efbe93a1fc"
-# Unsloth 会对照当前机器检查这些设置。在 CPU 上，它会改写那里无法运行的设置（8-bit 优化器需要 GPU，所以换成 `adamw_torch_fused`），并在上方打印一行说明。在 GPU 上，`adamw_8bit` 会按要求运行。下面是 trainer 实际会用的设置：
-
-# %%
-args = trainer.args
-print(f"optimizer {args.optim.value}, bf16={args.bf16}, fp16={args.fp16}, on {args.device}")
-print(f"{len(trainer.train_dataset):,} rows, tokenized by the trainer: {trainer.train_dataset.column_names}")
-
-# %% [markdown] en_hash="28eea1ae5f"
-# 在花费 GPU 时间之前，先让 `doctor` 检查这个 trainer：它的精度与 GPU 和模型是否相符、对话模板中的标记，以及一个真实 batch 的 labels。
+# %% [markdown] en_hash="5c0a89cdd8"
+# **Unsloth 可能会改动这些设置。** 它的 CPU 后端会改写处理器无法运行的设置，并在上方打印说明：8-bit 优化器需要 GPU（换成 `adamw_torch_fused`），打包需要 FlashAttention（被关掉），在没有 bf16 指令的处理器上 `bf16=True` 会变成 `False`。在 GPU 上，它们按要求运行。对比一下你要求的设置和 trainer 实际会用的设置：
 
 # %%
-from course_lib.doctor import doctor
+asked = {"optim": "adamw_8bit", "packing": PACKING, "bf16": precision.bf16, "fp16": precision.fp16}
+for name, value in asked.items():
+    used = getattr(trainer.args, name)
+    used = getattr(used, "value", used)  # optim is an enum
+    print(f"{name:<8} asked {value!s:<12} used {used!s:<20}{'' if used == value else '<- changed by Unsloth'}")
+print(f"on {trainer.args.device}; {len(trainer.train_dataset):,} rows, tokenized: {trainer.train_dataset.column_names}")
 
-problems = doctor(trainer=trainer)
+# %% [markdown] en_hash="85478f7fbd"
+# **旧教程，新 TRL。** 很多教程（包括本课程所源自的那一篇）把下面这些参数传给 trainer；TRL 1.x 已经把它们移走或改了名：
+#
+# | 旧教程的写法 | TRL 1.x 的写法 |
+# |---|---|
+# | `SFTTrainer(tokenizer=tokenizer)` | `SFTTrainer(processing_class=tokenizer)` |
+# | `SFTTrainer(dataset_text_field="text")` | `SFTConfig(dataset_text_field="text")` |
+# | `SFTTrainer(max_seq_length=2048)` | `SFTConfig(max_length=2048)` |
+# | `SFTTrainer(packing=True)` | `SFTConfig(packing=True)` |
+# | `SFTConfig(max_seq_length=2048)`、`evaluation_strategy=` | `SFTConfig(max_length=2048)`、`eval_strategy=` |
+#
+# TRL 自己的 `SFTTrainer` 会拒绝这些旧名字，报 `TypeError: ... unexpected keyword argument`。`import unsloth` 之后换上的是 Unsloth 的包装类，它仍然接受前四个，并把它们放到该放的地方，所以旧代码在这里能跑，换个环境就会出错。`SFTConfig` 即使在 Unsloth 下也会拒绝它的旧名字：
+
+# %%
+for old in ("max_seq_length", "evaluation_strategy"):
+    try:
+        SFTConfig(output_dir=str(CHECKPOINT_DIR), use_cpu=card is None, **{old: 1024})
+    except TypeError as error:
+        print(f"{type(error).__name__}: {error}")
 
 # %% [markdown] en_hash="97ec880be2"
 # ## 10 · loss 看到的是什么：一个真实的 batch
@@ -313,29 +355,28 @@ batch = next(iter(trainer.get_train_dataloader()))
 print({name: tuple(tensor.shape) for name, tensor in batch.items()})
 
 # %%
-from course_lib.ernie import IGNORE_INDEX
 from course_lib.training import first_example, label_runs
 
 input_ids, labels = first_example(batch)
 for trained, ids in label_runs(input_ids, labels):
     print(f"{'TRAINED' if trained else 'masked '} ({len(ids):>3} tokens): {tokenizer.decode(ids)!r}")
 
-# %% [markdown] en_hash="1bb6ad63c1"
-# 对整个 batch 做同样的统计（如果有填充，填充也被掩盖）：
+# %% [markdown] en_hash="c0ecc182a9"
+# 对整个 batch 做同样的统计。如果有填充，填充不计入：它既不参与训练，也不是真实的 token。
 
 # %%
-n_trained = int((batch["labels"] != IGNORE_INDEX).sum())
-print(f"{n_trained:,} of {batch['labels'].numel():,} positions in the batch are trained "
-      f"({100 * n_trained / batch['labels'].numel():.0f}%)")
+from course_lib.checks import label_counts
 
-# %% [markdown] en_hash="911fa814ad"
-# 在耗时较长的部分开始之前设一道防线：如果 loss 一个 token 都看不到（掩码坏了就什么也训练不到，而 loss 显示为 0，仿佛一切正常），或者看到了所有 token（连问题也在训练），就停下来。它还会在整个分词后的数据集上显示 TRL 保留了多少行：问题本身就占满 `MAX_LENGTH` 的行会被 TRL 丢掉，而且不发出任何警告。
+print(label_counts(batch))
+
+# %% [markdown] en_hash="395d3c4f37"
+# 在耗时较长的部分开始之前设一道防线：如果对话模板标记了错误的 token，或者 loss 一个 token 都看不到（掩码坏了就什么也训练不到，而 loss 显示为 0，仿佛一切正常），或者看到了所有 token（连问题也在训练），就停下来。TRL 还会在不发出任何警告的情况下丢掉问题本身就占满 `MAX_LENGTH` 的行：数一数它保留了多少。
 
 # %%
-from course_lib.checks import check_labels
+from course_lib.checks import check_chat_template, check_labels
 
-print("this batch:", check_labels(batch))
-print("all rows:  ", check_labels(trainer.train_dataset), f"- TRL kept {len(trainer.train_dataset):,} of {len(train):,}")
+stop_if(check_chat_template(tokenizer) + check_labels(trainer.train_dataset), "before training")
+print(f"template and labels OK; TRL kept {len(trainer.train_dataset):,} of {len(train):,} rows")
 
 # %% [markdown] en_hash="17d9ce1431"
 # ## 11 · 学习率调度
@@ -352,19 +393,28 @@ print(f"step 1: {planned[0]:.1e}, step {warmup + 1} (peak): {planned[warmup]:.1e
       f"step {max_steps}: {planned[-1]:.1e}")
 figure = plot_schedule(planned, warmup)
 
-# %% [markdown] en_hash="78b185df7c"
+# %% [markdown] en_hash="212ca21f5c"
 # ## 12 · 训练
 #
-# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。留意内存：LoRA 只训练一小部分权重，所以内存的增长比激活值多不了多少。
+# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。在 GPU 上，比较训练前后的显存峰值：LoRA 只训练一小部分权重，所以峰值的增长比激活值多不了多少。在 CPU 上，这个数字是整个进程的内存，小替身模型的训练几乎不会让它变化。
 
 # %%
 print("before:", env.memory())
 
+# %% [markdown] en_hash="e962f59620"
+# 如果这个单元格失败了，`doctor` 会读取错误和 trainer，说明该改什么（显存不足、旧的 TRL 参数、对话模板、在 T4 上用了 bf16），然后照常抛出错误。
+
 # %%
 import time
 
+from course_lib.doctor import doctor
+
 start = time.perf_counter()
-trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+try:
+    trainer_stats = trainer.train(resume_from_checkpoint=RESUME_FROM_CHECKPOINT or None)
+except Exception as error:
+    doctor(error=error, trainer=trainer)
+    raise
 seconds = time.perf_counter() - start
 print(f"at step {trainer_stats.global_step} of {max_steps} after {seconds:.0f} s "
       f"on {card.name if card else 'the CPU'}")
@@ -395,16 +445,30 @@ import pandas as pd
 log = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row])
 print(log[["step", "loss", "grad_norm", "learning_rate"]].to_string(index=False, max_rows=8))
 
+# %% [markdown] en_hash="bdc298fadb"
+# trainer 还在 `N_EVAL_LOSS` 段留出对话上测量了 loss：第一次更新之前测一次，之后每跑完 20% 测一次。下表把每一次的留出 loss 和自上一次评估以来各步训练 loss 的平均值放在一起（单独一步的 loss 只基于一个 8 条样本的 batch，噪声太大，不宜单独比较）：
+
+# %%
+from course_lib.plots import loss_table
+
+print(pd.DataFrame(loss_table(trainer.state.log_history)).to_string(index=False, na_rep="-",
+                                                                      float_format="{:.3f}".format))
+evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+print(f"{len(evaluations)} evaluations took {sum(row['eval_runtime'] for row in evaluations):.1f} s in all")
+
 # %%
 from course_lib.plots import plot_loss
 
 figure = plot_loss(trainer.state.log_history)
 
-# %% [markdown] en_hash="edebbbeb60"
+# %% [markdown] en_hash="af0a4ecdae"
+# **两条曲线为什么不同。** 留出 loss 每次都在同一批对话上测量，而且是在该步更新之后。训练 loss 是在某一步的 batch 上、在该步更新之前测量的，而"自上一次评估以来的平均值"是对一个一直在进步的模型取平均：在下降的曲线上，留出 loss 略低于它并不说明有什么问题。在第一个 epoch 之内（第 8 节打印了这次训练跑了多远），每个训练 batch 对模型来说也是新的，所以两者测的都是模型还没有从中学习过的文本；如果差距朝另一个方向拉开，训练 loss 降到留出 loss 之下，而且差距越来越大，那就是模型在死记训练数据。这时应该少训练几步，或者用更多数据。
+
+# %% [markdown] en_hash="490393c116"
 # 如何读 loss 曲线：
 #
-# - **健康：** 一开始下降得很快，然后趋于平缓，每一步之间有些噪声（每个 batch 都不一样）。
-# - **出现尖峰，或者上升之后回不来：** 学习率太高；调低它，或者延长预热。
+# - **健康：** 一开始下降得很快，然后趋于平缓，每一步之间有些噪声：每个 batch 装的样本不同，有的更难，所以连续几步的上升（包括预热期间）本身并不说明有问题。要比较若干步的平均值，就像下面的单元格那样。
+# - **出现尖峰，或者上升持续很多步：** 学习率太高；调低它，或者延长预热。
 # - **从一开始就是平的：** 学习率太低，或者根本没有东西在训练（检查第 10 节中被掩盖的 labels）。
 # - **很快接近 0：** 模型在死记训练数据；数据太少而 epoch 太多。像接下来几节那样，在留出问题上检查它。
 #
@@ -449,33 +513,75 @@ print("inside the newest:", sorted(p.name for p in checkpoints(CHECKPOINT_DIR)[-
 # 同样的问题，同样的贪心解码，这次经过适配器。`for_inference` 把 Unsloth 切换回它的生成路径。
 
 # %%
+model.config.output_router_logits = False  # MoE: TRL turned the router loss on; generation cannot compute it
 FastLanguageModel.for_inference(model)
 after = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
 print(f"before training: {before.summary()}\nafter training:  {after.summary()}")
 
-# %% [markdown] en_hash="36333e3841"
-# 不要只看分数，也要看回答：在真实模型上，回答现在会遵循训练数据的形式（先写解题步骤，再写 `The answer is N.`），并且会停下来。离线的小替身模型太小，60 步学不到多少东西：预计在它上面变化不大。
+# %% [markdown] en_hash="38866a9fc0"
+# 变化超出偶然了吗？两个区间重叠与否说明不了问题，因为两个比率来自同一批问题：要逐题比较。只有发生了变化的问题才携带信息（只在训练后答对，或者只在训练前答对）；如果训练什么也没改变，其中每一个都会像抛一枚公平的硬币那样随机偏向一边。精确 McNemar 检验数出这些问题，给出偶然得到至少这么不均衡的划分的概率。
+
+# %%
+from course_lib.evaluation import paired_test
+
+print(paired_test(before.stopped, after.stopped).summary("stopped at the end of turn"))
+print(paired_test(before.correct, after.correct).summary("final number right"))
+
+# %% [markdown] en_hash="e06f90d35b"
+# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。替身模型在预训练时还养成了用 `</s>` 结束文本的习惯：上面的结束方式统计显示 60 步训练有没有改掉它。
 
 # %%
 from course_lib.evaluation import side_by_side
 
 print(side_by_side(before, after, n=3))
 
-# %% [markdown] en_hash="0080cf1c8f"
+# %% [markdown] en_hash="ff740c1429"
 # ## 16 · 保存适配器
 #
-# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有两次保存都完成之后，它才变成 `ADAPTER_DIR`。
+# 在 LoRA 模型上调用 `save_pretrained` 只会写入适配器及其配置，不包括基座模型：对 r = 16 的 0.3B 模型来说，大约是 600 万个参数，几十 MB，而模型本身有 0.7 GB。分词器（连同对话模板）也一起保存，这样 notebook 5 就能从 `ADAPTER_DIR` 同时加载两者。大多数教程只写这两行：
+#
+# ```python
+# model.save_pretrained(ADAPTER_DIR)  # adapter_model.safetensors + adapter_config.json
+# tokenizer.save_pretrained(ADAPTER_DIR)  # the tokenizer and its chat template
+# ```
+#
+# 下面的单元格做同样的事，但更安全。保存到一半中断时，绝不能留下一个看起来像适配器的文件夹：`atomic_folder` 先写进旁边的一个临时文件夹，只有所有保存都完成之后，它才变成 `ADAPTER_DIR`。
+#
+# `saving_format` 决定保存下来的副本带些什么，只对它里面的保存起作用。ERNIE 发布的生成配置只在 `</s>` 处停止，但每个训练过的答案都以 `<|end_of_sentence|>` 结尾：它把这个停止符加上。对话模板则是 ERNIE 的官方模板（文本相同；`{% generation %}` 只给 TRL 用，llama.cpp 和各种服务端都不接受它）。`save_vocabulary` 保留 `tokenizer.model`：transformers 5 不再写出这个文件，而转换 GGUF 需要它。
 
 # %%
+from course_lib.chat_format import saving_format
 from course_lib.saving import atomic_folder
 
-with atomic_folder(ADAPTER_DIR, required=["adapter_model.safetensors", "adapter_config.json"]) as staging:
+needed = ["adapter_model.safetensors", "adapter_config.json", "tokenizer.model"]
+with saving_format(model, tokenizer) as what, atomic_folder(ADAPTER_DIR, required=needed) as staging:
+    print(what)
     model.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)  # PEFT writes only the adapter: keep the stops beside it
     tokenizer.save_pretrained(staging)
+    tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 for path in sorted(ADAPTER_DIR.iterdir()):
     print(f"{path.stat().st_size:>12,} bytes  {path.name}")
 
-# %% [markdown] en_hash="55d90c9433"
+# %% [markdown] en_hash="7243927f40"
+# ## 17 · 多于一块 GPU
+#
+# 只展示，不运行：本 notebook 只用一块 GPU。`examples/finetune_ernie.py` 可以在 `accelerate launch` 下
+# 用多块 GPU 做同样的训练：每块 GPU 一个进程，各持完整的模型，各算每个批次中自己的那一份（数据并行）。
+# 有效批次随 GPU 数增长，为 `batch × accumulation × processes`，脚本会打印它；让它等于单 GPU 时的值，结果
+# 就相同（`tests/test_multi_process.py` 在两个 CPU 进程上验证这一点）。在 Kaggle 的 2 × T4 上：
+#
+# ```bash
+# accelerate launch --config_file examples/accelerate/ddp.yaml examples/finetune_ernie.py \
+#     --data my_data.jsonl --output my-ernie --batch-size 4 --grad-accumulation 1
+# # effective batch: 4 per GPU x 1 accumulation x 2 processes = 8 sequences per step
+# ```
+#
+# 4-bit 的 ERNIE-4.5-21B-A3B 在专家上加 LoRA 后放不进一块 T4（估计约 15 GiB 显存），所以数据并行帮不上忙；
+# `examples/accelerate/fsdp_qlora.yaml` 改为把它切分到 2-8 块 GPU 上（FSDP2）。Unsloth 目前对多 GPU 的
+# 支持，以及哪些运行过、哪些没有：[docs/multi_gpu.md](../../docs/multi_gpu.md)。
+
+# %% [markdown] en_hash="ec6c7aa51e"
 # ## 小结
 #
 # - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
@@ -485,8 +591,9 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # - 学习率调度就是用 trainer 的参数调用 `get_scheduler`；记录下来的学习率与它逐步吻合。
 # - 健康的 loss 先下降，再趋于平缓。checkpoint 让你可以恢复训练；在 Colab 上要把它们保存在 Drive 里。
 # - `model.save_pretrained` 只保存适配器：几十 MB，而不是整个模型。
+# - 想把这些复制到自己的项目里：[examples/finetune_ernie.py](../../examples/finetune_ernie.py) 用一个普通文件、不借助 `course_lib`，完成同样的流程（加载、LoRA、格式化、训练、合并、保存）。
 #
-# 下一步：notebook 5 加载适配器，把它合并进模型，并保存结果。
+# 下一步：[notebook 5](05_merge_and_save.ipynb) 加载适配器，把它合并进模型，并保存结果。
 #
 # ## 练习
 #
@@ -536,7 +643,8 @@ def train_fresh(data=train_dataset, rank=LORA_R, steps=COMPARE_STEPS, **changes)
                                              lora_alpha=LORA_ALPHA * rank // LORA_R, lora_dropout=LORA_DROPOUT,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=SEED,
                                              use_rslora=USE_RSLORA)
-    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no", **changes)
+    args = dataclasses.replace(training_args, output_dir=str(WORK_DIR / "exercise-runs"), save_strategy="no",
+                               eval_strategy="no", eval_on_start=False, **changes)
     run = SFTTrainer(model=fresh, processing_class=tokenizer, train_dataset=data, args=args,
                      callbacks=[StopAfter(steps)])
     run.train()
@@ -608,7 +716,8 @@ def apples(name, have, buy):
 
 own_dataset = datasets.Dataset.from_list([apples(*row) for row in own]).map(to_messages).select_columns(["messages"])
 own_model, own_losses = train_fresh(data=own_dataset, steps=30, max_steps=30)
-# A loss near 0 means the ten are memorised; whether the new question is right then shows if more was learned.
+# Ten examples seen again and again: the loss falls as they are memorised (towards 0 on a large model; the tiny
+# stand-in gets only part of the way). Whether the new question is right shows if more than that was learned.
 print(f"loss on the ten: {own_losses[0]:.3f} at step 1, {own_losses[-1]:.3f} at step 30")
 for row in (apples(*own[0]), apples("Kai", 13, 6)):
     (answer,) = generate_answers(own_model, tokenizer, [row["question"]], max_new_tokens=64, progress=False)

@@ -1,5 +1,5 @@
 """The course's public address, defined once. Badges and links in notebooks and READMEs must agree with
-it (tests/test_links.py checks); change it here and run `python -m course_lib.links` to see the new URLs."""
+it (tests/test_notebooks.py checks); change it here, and that test names every place that must follow."""
 
 GITHUB_REPO = "ernie-course/ernie-lora-course"  # owner/name on GitHub
 BRANCH = "main"
