@@ -132,6 +132,9 @@ def lab(tmp_path_factory):
         notebook["metadata"]["language_info"]["version"] = platform.python_version()
         (root / NOTEBOOK.name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     os.utime(root / NOTEBOOK.name)  # the newer file of a pair is the one jupytext reads first
+    from course_lib.tiny_ernie import ensure_tiny_ernie
+
+    ensure_tiny_ernie("tiny")  # built once per work folder, here rather than inside Run All's time limit
     server = Lab(root)
     try:
         server.wait_until_up()
