@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from course_lib.data import bundled_rows, to_messages
-from course_lib.ernie import END_OF_TURN, IGNORE_INDEX
+from course_lib.ernie import END_OF_TURN
 from course_lib.tiny_ernie import ensure_tiny_ernie
 from course_lib.training import label_runs
 from course_lib.validation import Rows, detect_shape, load_rows, to_question_answer, token_lengths, validate
