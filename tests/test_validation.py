@@ -9,8 +9,9 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from course_lib.data import bundled_rows, to_messages
-from course_lib.ernie import END_OF_TURN, IGNORE_INDEX
+from course_lib.ernie import END_OF_TURN
 from course_lib.tiny_ernie import ensure_tiny_ernie
+from course_lib.training import label_runs
 from course_lib.validation import Rows, detect_shape, load_rows, to_question_answer, token_lengths, validate
 
 
@@ -315,10 +316,9 @@ def test_several_turns_are_kept_as_messages_and_trl_trains_every_answer(tokenize
                                    {"role": "assistant", "content": "$10."}]}]
     tokenized = trl_dataset(tokenizer, clean, tmp_path)
     assert [len(ids) for ids in tokenized["input_ids"]] == list(report.lengths.values())
-    trained = tokenizer.decode([token for token in tokenized[0]["labels"] if token != IGNORE_INDEX])
-    # Both answers and their end markers, no question and no 'Assistant:'. ERNIE's SentencePiece tokenizer joins the
-    # space after "Assistant:" to the answer's first piece ('▁$'), so each trained answer decodes with it.
-    assert trained.split(END_OF_TURN) == [" $6.", " $10.", ""] and "Assistant" not in trained
+    trained = [tokenizer.decode(ids).removeprefix(" ")  # the tokenizer joins the space after "Assistant:" to the answer
+               for keep, ids in label_runs(tokenized[0]["input_ids"], tokenized[0]["labels"]) if keep]
+    assert trained == [f"$6.{END_OF_TURN}", f"$10.{END_OF_TURN}"]  # both answers, nothing of the questions
 
 
 def test_shape_detection_explains_what_it_found():
