@@ -104,9 +104,13 @@ def converter_view(model_dir: Path, view: Path) -> Path:
     config = json.loads((model_dir / "tokenizer_config.json").read_text())
     # Also gone from transformers 5's file: whether to add <s> (ERNIE: no). Left out, llama.cpp adds it.
     config.update(add_bos_token=tokenizer.add_bos_token, add_eos_token=tokenizer.add_eos_token)
+    # <mask:0>..<mask:3> come from the SentencePiece model as plain added tokens, but the tokenizer lists them
+    # among its special tokens (decoding skips them): mark them special, so llama.cpp treats them alike.
+    special = set(tokenizer.all_special_tokens)
     config["added_tokens_decoder"] = {
         str(token_id): {"content": token.content, "lstrip": token.lstrip, "normalized": token.normalized,
-                        "rstrip": token.rstrip, "single_word": token.single_word, "special": token.special}
+                        "rstrip": token.rstrip, "single_word": token.single_word,
+                        "special": token.special or token.content in special}
         for token_id, token in tokenizer.added_tokens_decoder.items()}
     (view / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
     return view
@@ -141,8 +145,8 @@ def convert_to_gguf(model_dir, outfile, outtype: str = "f16") -> dict:
     with tempfile.TemporaryDirectory(prefix=f".{outfile.name}.partial-", dir=outfile.parent) as scratch:
         scratch = Path(scratch)
         view = converter_view(model_dir, scratch / "model")
-        run_tool([sys.executable, str(home / "convert_hf_to_gguf.py"), str(view), "--outfile", str(scratch / "converted.gguf"),
-                  "--outtype", outtype], f"convert_hf_to_gguf.py on {model_dir}")
+        run_tool([sys.executable, str(home / "convert_hf_to_gguf.py"), str(view), "--outfile",
+                  str(scratch / "converted.gguf"), "--outtype", outtype], f"convert_hf_to_gguf.py on {model_dir}")
         added = json.loads((view / "tokenizer_config.json").read_text())["added_tokens_decoder"]
         (eot_id,) = [token_id for token_id, token in added.items() if token["content"] == END_OF_TURN]
         # Also drop the separator id (ERNIE's sep_token is <|end_of_sentence|>): llama.cpp uses it only for BERT's

@@ -52,7 +52,8 @@ def llama_cpp_site() -> Path:
     """llama-cpp-python compiled from the pinned sdist, installed into its own folder (not the course's venv)."""
     site = CACHE / f"site-{export.LLAMA_CPP_PYTHON}"
     if (site / "llama_cpp").is_dir():
-        say(f"llama-cpp-python {export.LLAMA_CPP_PYTHON}: cached in {site} ({(CACHE / 'build.txt').read_text().strip()})")
+        say(f"llama-cpp-python {export.LLAMA_CPP_PYTHON}: cached in {site.relative_to(ROOT)} "
+            f"({(CACHE / 'build.txt').read_text().strip()})")
         return site
     wheels = CACHE / "wheels"
     if not list(wheels.glob(f"llama_cpp_python-{export.LLAMA_CPP_PYTHON}-*.whl")):
@@ -88,6 +89,30 @@ def transformers_answers(merged: Path, prompts: list[str]) -> list[str]:
     return answers
 
 
+def without_weight_repacking() -> None:
+    """llama.cpp repacks weights for the CPU's fastest kernels (AMX on recent Intel Xeons). Its AMX kernels
+    crashed here (segfault) on the stand-in's q8_0 file for every batch of two or more tokens, a known class of
+    llama.cpp bug (ggml-org/llama.cpp#20824); plain CPU kernels compute the same model. llama-cpp-python has no
+    argument for it, so set the model parameter `use_extra_bufts` where its Llama class reads its defaults."""
+    import llama_cpp.llama_cpp as bindings
+
+    defaults = bindings.llama_model_default_params
+
+    def params():
+        chosen = defaults()
+        chosen.use_extra_bufts = False
+        return chosen
+
+    bindings.llama_model_default_params = params
+
+
+def exit_code_with_defaults(gguf_file: Path, site: Path) -> int:
+    """How a fresh process that evaluates a 2-token batch with llama.cpp's defaults ends (0: fine; -11: segfault)."""
+    code = "import sys; from llama_cpp import Llama; Llama(model_path=sys.argv[1], verbose=False).eval([10, 11])"
+    return subprocess.run([sys.executable, "-c", code, str(gguf_file)], capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=str(site))).returncode
+
+
 def llama_cpp_answers(gguf_file: Path, prompts: list[str], tokenizer) -> tuple[list[str], list[str], float]:
     """Greedy answers to raw text prompts (create_completion), and whether each stopped by itself."""
     from llama_cpp import Llama
@@ -102,6 +127,7 @@ def llama_cpp_answers(gguf_file: Path, prompts: list[str], tokenizer) -> tuple[l
         out = llm.create_completion(prompt, max_tokens=160, temperature=0.0)  # 0: greedy
         answers.append(out["choices"][0]["text"])
         endings.append(out["choices"][0]["finish_reason"])  # "stop": at an end-of-generation token
+    llm.close()
     return answers, endings, time.perf_counter() - start
 
 
@@ -113,7 +139,8 @@ def main() -> int:
     import llama_cpp
     from transformers import AutoTokenizer
 
-    say(f"llama_cpp {llama_cpp.__version__} from {site}")
+    say(f"llama_cpp {llama_cpp.__version__}; weight repacking off (see without_weight_repacking)")
+    without_weight_repacking()
     work = CACHE / "memorised"
     shutil.rmtree(work, ignore_errors=True)
     t = time.perf_counter()
@@ -134,6 +161,8 @@ def main() -> int:
             f"{len(rows)} tensors, largest difference {max(r['max_abs_diff'] for r in rows):.2e}"
             + (f"; OUTSIDE THE BOUND: {bad}" if bad else " (all within the bound)"))
         failures += len(bad)
+        say(f"with llama.cpp's defaults (repacking on), a 2-token batch ends with exit code "
+            f"{exit_code_with_defaults(gguf_file, site)} (0: fine, -11: segfault)")
         for name, texts in prompts.items():
             expected = transformers_answers(finetuned.merged, texts)
             got, endings, seconds = llama_cpp_answers(gguf_file, texts, tokenizer)
