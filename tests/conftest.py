@@ -18,3 +18,12 @@ def offline_work_dir(tmp_path_factory):
         if not os.environ.get("ERNIE_COURSE_WORK"):
             patch.setenv("ERNIE_COURSE_WORK", str(tmp_path_factory.getbasetemp() / "work"))
         yield
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch):
+    """course_lib speaks English unless a test asks for Chinese (monkeypatch.setenv(LANGUAGE_ENV, "zh")), so no
+    test depends on what language an earlier one left set."""
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.delenv(LANGUAGE_ENV, raising=False)

@@ -49,8 +49,10 @@ import unsloth  # noqa: F401  (first, before transformers / peft / trl)
 from unsloth import FastLanguageModel
 
 import course_lib.environment as env
+from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
+set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown] en_hash="8d8d656a86"
