@@ -27,21 +27,39 @@
 # **Time on a T4:** about 5 minutes, most of it installing.
 
 # %% [markdown]
-# ## 0 · Install (Colab only)
+# ## 0 · Install (hosted notebooks only)
 #
-# On Colab this clones the course and installs its pinned packages (about 2 minutes). Unsloth goes in with
-# `--no-deps` so that it cannot replace Colab's own CUDA build of PyTorch. Elsewhere the cell does nothing:
-# `make setup` already installed the same versions into `.venv`.
+# On a hosted notebook (Colab, Kaggle, Baidu AI Studio, ModelScope) the course is not installed yet: this
+# cell clones it and installs its pinned packages (about 2 minutes on Colab). Unsloth goes in with
+# `--no-deps` so that it cannot replace the platform's own CUDA build of PyTorch. Where the course is
+# installed already (`make setup` put the same versions into `.venv`), the cell does nothing.
 
 # %%
-import sys
+import importlib.util
+import os
 
-if "google.colab" in sys.modules:
-    COURSE_DIR = "/content/ernie-lora-course"
+# A hosted notebook (Colab, Kaggle, AI Studio, ModelScope) starts without the course: install it there.
+if importlib.util.find_spec("course_lib") is None:
+    COURSE_DIR = os.path.abspath("ernie-lora-course")  # beside this notebook; on Colab /content/ernie-lora-course
     # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
     # !pip install --quiet -r {COURSE_DIR}/requirements.txt
     # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
     # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown]
+# **Not on Colab?** The same cells run on the free GPU notebooks of Kaggle, Baidu AI Studio and ModelScope.
+# What they offer changes often, so read it on their own pages; what matters for this course:
+#
+# | platform | choose | the install cell | files are kept in |
+# |---|---|---|---|
+# | Kaggle | *Accelerator: GPU T4 x2*, *Internet: on* (needs a phone-verified account) | as it is | `/kaggle/working` (saved with a version of the notebook) |
+# | Baidu AI Studio | a GPU environment | first `!pip install torch`; GitHub may be out of reach (README.zh.md) | `/home/aistudio` |
+# | ModelScope Notebook | a GPU instance | as it is (PyTorch is preinstalled) | `/mnt/workspace` |
+#
+# Unsloth asks for a GPU of CUDA compute capability 7.0 or newer (its requirements page): Kaggle's P100 is
+# 6.0, so pick the T4s. The course puts its work folder (data, adapter, merged model) in the kept folder of
+# each, so a later notebook finds what this one saves; §2 prints which platform it found. From mainland
+# China, where GitHub, PyPI or the Hugging Face Hub may be slow or blocked, README.zh.md gives the mirrors.
 
 # %% [markdown]
 # ## 1 · Import Unsloth first

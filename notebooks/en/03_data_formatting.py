@@ -30,17 +30,20 @@
 # **Time on a T4:** about 3 minutes, most of it installing.
 
 # %% [markdown]
-# ## 0 · Install (Colab only)
+# ## 0 · Install (hosted notebooks only)
 #
-# On Colab this clones the course and installs its pinned packages (about 2 minutes). Unsloth goes in with
-# `--no-deps` so that it cannot replace Colab's own CUDA build of PyTorch. Elsewhere the cell does nothing:
-# `make setup` already installed the same versions into `.venv`.
+# On a hosted notebook (Colab, Kaggle, Baidu AI Studio, ModelScope) the course is not installed yet: this
+# cell clones it and installs its pinned packages (about 2 minutes on Colab). Unsloth goes in with
+# `--no-deps` so that it cannot replace the platform's own CUDA build of PyTorch. Where the course is
+# installed already (`make setup` put the same versions into `.venv`), the cell does nothing.
 
 # %%
-import sys
+import importlib.util
+import os
 
-if "google.colab" in sys.modules:
-    COURSE_DIR = "/content/ernie-lora-course"
+# A hosted notebook (Colab, Kaggle, AI Studio, ModelScope) starts without the course: install it there.
+if importlib.util.find_spec("course_lib") is None:
+    COURSE_DIR = os.path.abspath("ernie-lora-course")  # beside this notebook; on Colab /content/ernie-lora-course
     # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
     # !pip install --quiet -r {COURSE_DIR}/requirements.txt
     # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt

@@ -24,20 +24,33 @@
 #
 # **在 T4 上的耗时：** 约 5 分钟，大部分花在安装上。
 
-# %% [markdown] en_hash="dc670cfd89"
-# ## 0 · 安装（仅限 Colab）
+# %% [markdown] en_hash="b9945d47c1"
+# ## 0 · 安装（仅限在线 notebook 平台）
 #
-# 在 Colab 上，这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉 Colab 自带的 CUDA 版 PyTorch。在其他环境中这个单元格什么也不做：`make setup` 已经把同样的版本装进了 `.venv`。
+# 在线 notebook 平台（Colab、Kaggle、百度 AI Studio、魔搭 ModelScope）上还没有安装课程：这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（在 Colab 上约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉平台自带的 CUDA 版 PyTorch。已经装好课程的环境里（`make setup` 已经把同样的版本装进了 `.venv`），这个单元格什么也不做。
 
 # %%
-import sys
+import importlib.util
+import os
 
-if "google.colab" in sys.modules:
-    COURSE_DIR = "/content/ernie-lora-course"
+# A hosted notebook (Colab, Kaggle, AI Studio, ModelScope) starts without the course: install it there.
+if importlib.util.find_spec("course_lib") is None:
+    COURSE_DIR = os.path.abspath("ernie-lora-course")  # beside this notebook; on Colab /content/ernie-lora-course
     # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
     # !pip install --quiet -r {COURSE_DIR}/requirements.txt
     # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
     # !pip install --quiet --no-deps {COURSE_DIR}
+
+# %% [markdown] en_hash="6af827c718"
+# **不在 Colab 上？** 同样的单元格也能在 Kaggle、百度 AI Studio 和魔搭 ModelScope 的免费 GPU notebook 上运行。这些平台提供的资源经常变化，请以它们自己的页面为准；对本课程来说要注意的是：
+#
+# | 平台 | 选择 | 安装单元格 | 文件保存在 |
+# |---|---|---|---|
+# | Kaggle | *Accelerator: GPU T4 x2*，*Internet: on*（账号需要先验证手机号） | 不用改 | `/kaggle/working`（保存 notebook 版本时一起保存） |
+# | 百度 AI Studio | 一个 GPU 环境 | 先运行 `!pip install torch`；GitHub 可能连不上（见 README.zh.md） | `/home/aistudio` |
+# | 魔搭 ModelScope Notebook | 一个 GPU 实例 | 不用改（已预装 PyTorch） | `/mnt/workspace` |
+#
+# Unsloth 要求 GPU 的 CUDA 计算能力（compute capability）不低于 7.0（见它的安装要求页面）：Kaggle 的 P100 是 6.0，所以请选 T4。课程会把工作目录（数据、适配器、合并后的模型）放在各平台会保留的文件夹里，这样后面的 notebook 能找到这个 notebook 保存的东西；第 2 节会打印它识别出的平台。在中国大陆，GitHub、PyPI 或 Hugging Face Hub 可能很慢或无法访问，镜像的用法见 README.zh.md。
 
 # %% [markdown] en_hash="880497ecad"
 # ## 1 · 先导入 Unsloth

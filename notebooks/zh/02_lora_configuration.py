@@ -24,16 +24,18 @@
 #
 # **在 T4 上的耗时：** 约 4 分钟，大部分花在安装上。
 
-# %% [markdown] en_hash="dc670cfd89"
-# ## 0 · 安装（仅限 Colab）
+# %% [markdown] en_hash="b9945d47c1"
+# ## 0 · 安装（仅限在线 notebook 平台）
 #
-# 在 Colab 上，这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉 Colab 自带的 CUDA 版 PyTorch。在其他环境中这个单元格什么也不做：`make setup` 已经把同样的版本装进了 `.venv`。
+# 在线 notebook 平台（Colab、Kaggle、百度 AI Studio、魔搭 ModelScope）上还没有安装课程：这个单元格会克隆课程仓库，并安装课程锁定版本（pinned）的依赖包（在 Colab 上约 2 分钟）。Unsloth 用 `--no-deps` 安装，这样它就无法替换掉平台自带的 CUDA 版 PyTorch。已经装好课程的环境里（`make setup` 已经把同样的版本装进了 `.venv`），这个单元格什么也不做。
 
 # %%
-import sys
+import importlib.util
+import os
 
-if "google.colab" in sys.modules:
-    COURSE_DIR = "/content/ernie-lora-course"
+# A hosted notebook (Colab, Kaggle, AI Studio, ModelScope) starts without the course: install it there.
+if importlib.util.find_spec("course_lib") is None:
+    COURSE_DIR = os.path.abspath("ernie-lora-course")  # beside this notebook; on Colab /content/ernie-lora-course
     # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
     # !pip install --quiet -r {COURSE_DIR}/requirements.txt
     # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
