@@ -45,8 +45,8 @@ import os
 
 # A hosted notebook (Colab, Kaggle, AI Studio, ModelScope) starts without the course: install it there.
 if importlib.util.find_spec("course_lib") is None:
-    COURSE_DIR = os.path.abspath("ernie-lora-course")  # beside this notebook; on Colab /content/ernie-lora-course
-    # !git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
+    COURSE_DIR = os.path.abspath("ernie-lora-course")  # on Colab /content/ernie-lora-course; an uploaded copy is used
+    # !test -d {COURSE_DIR} || git clone --quiet --depth 1 https://github.com/ernie-course/ernie-lora-course {COURSE_DIR}
     # !pip install --quiet -r {COURSE_DIR}/requirements.txt
     # !pip install --quiet --no-deps -r {COURSE_DIR}/requirements-unsloth.txt -r {COURSE_DIR}/requirements-gpu.txt
     # !pip install --quiet --no-deps {COURSE_DIR}
