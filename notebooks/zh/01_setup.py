@@ -20,7 +20,7 @@
 #
 # **你将学到：** 如何确认自己在什么机器上运行，以及这决定了什么（能用哪种精度训练）；如何用 Unsloth 加载 ERNIE-4.5；模型内部由什么组成；ERNIE 的对话格式（chat format）是什么样子。
 #
-# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型，并且会明确告诉你。
+# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成离线替身模型，并且会明确告诉你。
 #
 # **在 T4 上的耗时：** 约 5 分钟，大部分花在安装上。
 
@@ -103,7 +103,7 @@ MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word pr
 LOAD_IN_4BIT = False  # True stores the blocks' Linear weights in 4 bits (QLoRA); solution 3 measures it
 
 # %% [markdown] en_hash="24b71f8309"
-# 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用在本机构建的一个很小的 ERNIE-4.5 切片（slice），下面的横幅（banner）会醒目地说明这一点。
+# 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用离线替身模型（一个在本机构建、很小的 ERNIE-4.5 模型），下面的横幅（banner）会醒目地说明这一点。
 
 # %%
 from course_lib.models import resolve_model
@@ -134,7 +134,7 @@ print(f"the weights alone: {model.get_memory_footprint() / 2**20:,.1f} MiB")
 # %% [markdown] en_hash="4ea3e631f0"
 # ## 5 · 模型里有什么
 #
-# ERNIE-4.5-0.3B 是一个仅解码器（decoder-only）的 Transformer：token 嵌入层（embedding）、一摞结构相同的块（block，每块由注意力和一个 MLP 组成），以及一个与嵌入层共享权重的输出头。先数一数参数，再看看这些块。
+# ERNIE-4.5-0.3B 是一个仅解码器（decoder-only）的 Transformer：token 嵌入层（embedding）、一串结构相同的块（block，每块由注意力和一个 MLP 组成），以及一个与嵌入层共享权重的输出头。先数一数参数，再看看这些块。
 
 # %%
 n_parameters = sum(p.numel() for p in model.parameters())
@@ -195,7 +195,7 @@ print(repr(prompt))
 # %% [markdown] en_hash="90675fdb75"
 # ## 8 · 训练之前，先问问模型
 #
-# `FastLanguageModel.for_inference` 会把 Unsloth 切换到更快的生成路径。贪心解码（`do_sample=False`）让回答可以复现。ERNIE-4.5-0.3B-PT 是对话模型，所以它会作答；它还没学会的是本课程的任务：按数据的风格写出解题步骤，最后以 `The answer is N.` 结尾。离线时，替身模型模仿一个对话模型（它在其他应用题的对话格式上简单训练过），所以它也会作答，只是水平有限。notebook 4 会在训练前后给两者打分。
+# `FastLanguageModel.for_inference` 会把 Unsloth 切换到更快的生成路径。贪心解码（`do_sample=False`）让回答可以复现。ERNIE-4.5-0.3B-PT 是对话模型，所以它会作答；它还没学会的是本课程的任务：按数据的风格写出解题步骤，最后以 `The answer is N.` 结尾。离线时，离线替身模型模仿一个对话模型（它在其他应用题的对话格式上简单训练过），所以它也会作答，只是水平有限。notebook 4 会在训练前后给两者打分。
 
 # %%
 from transformers import TextStreamer
@@ -219,7 +219,7 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 #
 # 1. 修改第 7 节中的问题，再问一次。模型会自己停下来吗？用的是哪个 token？
 # 2. 对一句中文分词。它要用多少个 token？和意思相同的英文句子相比呢？
-# 3. 设置 `LOAD_IN_4BIT = True` 能省下多少内存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算，再以 4-bit 实际加载并测量。
+# 3. 设置 `LOAD_IN_4BIT = True` 能省下多少显存？4-bit 把块内的 Linear 层量化成每个权重半个字节（每 64 个权重另加一个很小的缩放系数（scale）），嵌入层则保持 16-bit。为这个模型算一算，再以 4-bit 实际加载并测量。
 
 # %% [markdown] en_hash="f604b5ae3d"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开

@@ -20,7 +20,7 @@
 #
 # **你将学到：** 全参数微调（full fine-tuning）要付出什么代价；LoRA 如何用每层两个小矩阵取而代之；如何手算这两个矩阵的参数量（并与 PEFT 的统计核对）；秩（rank）`r`、`lora_alpha` 和 rsLoRA 如何影响更新量的缩放；哪些层会加上适配器；以及为什么一个刚创建的适配器在训练之前什么都不会改变。
 #
-# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型，并且会明确告诉你。
+# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成离线替身模型，并且会明确告诉你。
 #
 # **在 T4 上的耗时：** 约 4 分钟，大部分花在安装上。
 
@@ -82,7 +82,7 @@ USE_RSLORA = False  # True: scale by alpha / sqrt(r), which keeps large ranks le
 SEED = 3407  # seeds the adapters' random start
 
 # %% [markdown] en_hash="bf10291814"
-# 会加载哪个模型？离线时，课程会退而使用很小的 ERNIE-4.5 切片，横幅会说明这一点。下面统计出的数字都是这个切片的；真实模型的数字写在正文里，供对照。
+# 会加载哪个模型？离线时，课程会退而使用离线替身模型，横幅会说明这一点。下面统计出的数字都是离线替身模型的；真实模型的数字写在正文里，供对照。
 
 # %%
 from course_lib.models import resolve_model
@@ -99,7 +99,7 @@ model, tokenizer = FastLanguageModel.from_pretrained(
 )
 
 # %% [markdown] en_hash="f89e3b7f34"
-# ## 3 · 全参数微调：所有参数，以及它们的内存账单
+# ## 3 · 全参数微调：所有参数，以及训练它们要占多少显存
 #
 # 全参数微调会更新每一个参数。刚加载完时，哪些参数被*标记*为可训练（`requires_grad`）取决于走的是哪条路径：Unsloth 的 CPU 后端让它们全部保持可训练；在 GPU 上，Unsloth 会一次性把它们全部冻结，等着你加 LoRA（它的加载信息里会写着 "Switching to 16bit LoRA"），除非给 `from_pretrained` 传了 `full_finetuning=True`。
 
@@ -147,7 +147,7 @@ print(f"B A: {tuple((B @ A).shape)}, the same shape as W; rank {torch.linalg.mat
 # %% [markdown] en_hash="9dc253868b"
 # ## 5 · 选择秩
 #
-# 在值得一试的几个秩（8 到 64）之间拖动滑块。滑块下方依次显示：下一个单元格在这个秩下会用的 `lora_alpha`；在这里加载的模型上（离线时就是那个很小的替身模型），LoRA 在 `TARGET_MODULES` 列出的每一个层上要训练多少参数；以及在这个秩下，用 notebook 4 的训练方式训练 `MODEL_NAME` 所指的模型时，在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
+# 在值得一试的几个秩（8 到 64）之间拖动滑块。滑块下方依次显示：下一个单元格在这个秩下会用的 `lora_alpha`；在这里加载的模型上（离线时就是离线替身模型），LoRA 在 `TARGET_MODULES` 列出的每一个层上要训练多少参数；以及在这个秩下，用 notebook 4 的训练方式训练 `MODEL_NAME` 所指的模型时，在 T4 上需要多少资源（GPU 显存峰值和耗时，由 H200 上的实测结果换算到 T4：这是估计值，不是在 T4 上的实测）。（在无界面（headless）模式下运行时，滑块保持默认值 `LORA_R`。）
 
 # %%
 from course_lib.widgets import linear_shapes, rank_slider
@@ -186,7 +186,7 @@ print(f"this run: r = {r}, lora_alpha = {lora_alpha}, use_rslora = {USE_RSLORA} 
 # %% [markdown] en_hash="ec54db7c35"
 # ## 7 · 先手算适配器参数量，再添加适配器
 #
-# 名字以 `TARGET_MODULES` 中某一项结尾的每个 Linear 层，都会得到自己的 A 和 B，所以 LoRA 每层增加 `r × (in + out)` 个参数。在问 PEFT 之前，先自己加总一遍。（在真实的 ERNIE-4.5-0.3B 上，对 18 个块的全部七个投影取 r = 16，一共是 6,045,696 个参数，占模型的 1.7%；小切片只有 128 宽，所以同样的 r 在它里面所占的比例要大得多。）
+# 名字以 `TARGET_MODULES` 中某一项结尾的每个 Linear 层，都会得到自己的 A 和 B，所以 LoRA 每层增加 `r × (in + out)` 个参数。在问 PEFT 之前，先自己加总一遍。（在真实的 ERNIE-4.5-0.3B 上，对 18 个块的全部七个投影取 r = 16，一共是 6,045,696 个参数，占模型的 1.7%；离线替身模型只有 128 宽，所以同样的 r 在它里面所占的比例要大得多。）
 
 # %%
 # PEFT's rule: every Linear layer whose name ends in one of TARGET_MODULES gets an adapter.
@@ -234,7 +234,7 @@ print(f"PEFT's total {total:,} = the model's {n_parameters:,} + the adapters {tr
 assert trainable == hand_count or model.config.model_type == "ernie4_5_moe"
 
 # %% [markdown] en_hash="f60326ce3b"
-# 回到第 3 节的内存账单：用了 LoRA，只有适配器需要承担训练的 16 字节；冻结的模型只为自己的权重付费。
+# 回到第 3 节算的显存：用了 LoRA，只有适配器的参数需要训练所需的每个 16 字节；冻结的模型只占它自己权重的那部分显存。
 
 # %%
 lora_bill = n_parameters * bytes_per_frozen + trainable * bytes_per_trained
@@ -379,7 +379,7 @@ print("trained per part:", {part: n for part, n in parameter_parts(plain, traina
 
 # %% [markdown] en_hash="e628c3328e"
 # 在 GPU 上，Unsloth 自己的 `get_peft_model` 会让同样的七个名字覆盖每个部分，路由专家的秩为 r
-# （在 H200 上用这个替身模型实测；它会打印 "Detected MoE model ... Enabling LoRA on MoE parameters"）。
+# （在 H200 上用这个 MoE 替身模型实测；它会打印 "Detected MoE model ... Enabling LoRA on MoE parameters"）。
 # 要在任何环境下都得到这个结果，就把每个部分都点名，让任何库都无从改写：注意力按模块指定，MLP 权重和融合专家
 # 按参数指定。
 
@@ -450,7 +450,7 @@ print(f"logits, adapter vs merged model: max |diff| = {(logits_adapter - logits_
 
 # %% [markdown] en_hash="63dc336d06"
 # 最后是 4-bit。bitsandbytes 量化的是 `nn.Linear` 的权重；融合的专家张量保持 16-bit，除非有别的东西量化它们。
-# 用 `load_in_4bit=True` 加载替身模型，看看这里一个 MoE 层的哪些张量是 4-bit：在 GPU 上（在 H200 上实测），
+# 用 `load_in_4bit=True` 加载 MoE 替身模型，看看这里一个 MoE 层的哪些张量是 4-bit：在 GPU 上（在 H200 上实测），
 # Unsloth 的加载器把路由专家也存成 4-bit；在 CPU 上它们保持原样，换成 21B 就是 20.4B 个参数留在 16-bit，
 # 38 GiB。
 
@@ -480,7 +480,7 @@ for name, p in moe_4bit.model.layers[1].named_parameters():
 #
 # 1. 设置 `TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]`（只适配注意力），然后重新运行。还剩多少可训练参数？第 8 节的列表中少了哪几类？
 # 2. 设置 `USE_RSLORA = True`，然后重新运行。PEFT 存下的缩放系数是否符合第 6 节的 `alpha / sqrt(r)`？
-# 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 的内存账单各增长了多少？第 9 节中 logits 的差值还是 0 吗？
+# 3. 设置 `LORA_R = 64` 和 `LORA_ALPHA = 128`。可训练参数和 LoRA 训练所需的显存各增长了多少？第 9 节中 logits 的差值还是 0 吗？
 
 # %% [markdown] en_hash="457af818a3"
 # ### 参考答案：请先自己试一试；每个答案都已折叠，点击即可展开

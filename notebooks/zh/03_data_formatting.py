@@ -20,7 +20,7 @@
 #
 # **你将学到：** 加载课程的数学应用题，把每道题转换成 TRL 训练所用的对话格式；给 ERNIE 的对话模板加上 TRL 需要的标记；准确看到 loss 是在哪些 token 上计算的；测量样本有多长；以及测量在这份数据上 packing（打包）能省下多少。结果会保存下来，供 notebook 4 使用。
 #
-# **你需要：** 一个 Colab 运行时（这里不需要 GPU：本 notebook 只做分词）。连不上 Hugging Face Hub 时，每个单元格照样能运行，使用课程自带的应用题和小替身模型的分词器，并且会明确告诉你。
+# **你需要：** 一个 Colab 运行时（这里不需要 GPU：本 notebook 只做分词）。连不上 Hugging Face Hub 时，每个单元格照样能运行，使用课程自带的应用题和离线替身模型的分词器，并且会明确告诉你。
 #
 # **在 T4 上的耗时：** 约 3 分钟，大部分花在安装上。
 
@@ -79,7 +79,7 @@ WORK_DIR = work_dir()  # shared by all five notebooks; /content/ernie-course on 
 DATA_DIR = WORK_DIR / "data"  # this notebook writes train/ and heldout/ here, notebook 4 reads them
 
 # %% [markdown] en_hash="020fc4bb6c"
-# 用的是谁的分词器？离线时，课程会退而使用很小的 ERNIE-4.5 切片，横幅会说明这一点。它的分词器有 ERNIE 的特殊 token 和对话格式，但词表很小，所以同一段文本切出来的 token 比 ERNIE 的多。
+# 用的是谁的分词器？离线时，课程会退而使用离线替身模型，横幅会说明这一点。它的分词器有 ERNIE 的特殊 token 和对话格式，但词表很小，所以同一段文本切出来的 token 比 ERNIE 的多。
 
 # %%
 from course_lib.models import resolve_model
@@ -141,7 +141,7 @@ original_text = tokenizer.apply_chat_template(example["messages"], tokenize=Fals
 print("original template has generation markers:", has_generation_markers(tokenizer.chat_template))
 
 # %% [markdown] en_hash="9b7ef01d55"
-# 课程的模板严格按照 ERNIE 的格式输出，并在每个答案及其结束标记两侧加上这些标记。（小切片本身就是用这个模板构建的，所以离线时上面那一行已经是 True；用 Hub 上的模型时则是 False。）在打印出的模板中找到 `{% generation %}`。
+# 课程的模板严格按照 ERNIE 的格式输出，并在每个答案及其结束标记两侧加上这些标记。（离线替身模型本身就是用这个模板构建的，所以离线时上面那一行已经是 True；用 Hub 上的模型时则是 False。）在打印出的模板中找到 `{% generation %}`。
 
 # %%
 from course_lib.ernie import TRAINING_CHAT_TEMPLATE
@@ -166,7 +166,7 @@ print("same text as the original template:", course_text == original_text)
 print(course_text)
 
 # %% [markdown] en_hash="118019638b"
-# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（ERNIE 的分词器，以及按同样方式构建的小切片的分词器，都是 SentencePiece：空格是它后面那个词开头的 `▁`，没学过的字符则拆成它的字节，例如 `<0xE4>`。）
+# 分词器把这个字符串变成 id。像 TRL 那样在一次调用中完成渲染和分词，不会再额外添加别的特殊 token。（ERNIE 的分词器，以及按同样方式构建的离线替身模型的分词器，都是 SentencePiece：空格是它后面那个词开头的 `▁`，没学过的字符则拆成它的字节，例如 `<0xE4>`。）
 
 # %%
 input_ids = tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=True)["input_ids"]
@@ -216,7 +216,7 @@ print("exactly the answer + end marker:", trained_text.removeprefix(" ") == exam
 # %% [markdown] en_hash="1de3b426e6"
 # ### 答案从哪里开始：训练时和提问时必须一致
 #
-# 这个并进来的空格在提问时很关键。TRL 对整段对话分词，所以模型学到的是在冒号后面写出 `▁First`（或 `▁If` 等）。模板的生成提示以 `Assistant: ` 结尾，带着空格，而这个空格单独分词就是 `▁`：这样提问，模型要从一个它从没学过如何接续的 token 往下写，答案的开头就偏离了训练（小切片会跳过答案开头的几个词）。课程用 `generation_prompt` 提问：文本相同，只去掉最后那个空格，让模型自己写出 `▁First`。比较两种提示的最后几个 token，以及每个提示是否恰好是训练 token 的开头：
+# 这个并进来的空格在提问时很关键。TRL 对整段对话分词，所以模型学到的是在冒号后面写出 `▁First`（或 `▁If` 等）。模板的生成提示以 `Assistant: ` 结尾，带着空格，而这个空格单独分词就是 `▁`：这样提问，模型要从一个它从没学过如何接续的 token 往下写，答案的开头就偏离了训练（离线替身模型会跳过答案开头的几个词）。课程用 `generation_prompt` 提问：文本相同，只去掉最后那个空格，让模型自己写出 `▁First`。比较两种提示的最后几个 token，以及每个提示是否恰好是训练 token 的开头：
 
 # %%
 from course_lib.chat_format import generation_prompt

@@ -119,7 +119,7 @@ print(f"settings OK: r = {LORA_R}, alpha = {LORA_ALPHA} (scale {LORA_ALPHA / LOR
 # %% [markdown] en_hash="76a55daef9"
 # ## 4 · 加载模型
 #
-# 和 notebook 1 中的调用完全相同。离线时，横幅会醒目地说明改用了一个小替身模型。
+# 和 notebook 1 中的调用完全相同。离线时，横幅会醒目地说明改用了离线替身模型。
 
 # %%
 from course_lib.models import resolve_model
@@ -207,7 +207,7 @@ before = evaluate(model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NE
 print("before training:", before.summary())
 
 # %% [markdown] en_hash="df35926dee"
-# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，替身模型模仿的是对话模型。读一个回答：它有没有分步骤解题，有没有以一个数字结尾，有没有停下来？
+# 它写出了什么？ERNIE-4.5-0.3B-PT 是对话模型，所以它会按对话格式作答；训练改变的是内容和形式：数据集里的解题步骤，最后以 `The answer is N.` 结尾。（如果设置 `MODEL_NAME = "baidu/ERNIE-4.5-0.3B-Base-PT"`，用的是基础模型，它的模型卡说它 "only supports text completion"（只支持文本续写），起点更远，训练前后的差别也更大。）离线时，离线替身模型模仿的是对话模型。读一个回答：它有没有分步骤解题，有没有以一个数字结尾，有没有停下来？
 
 # %%
 print(f"Q: {before.questions[0]}\n\nbefore training: {before.predictions[0]}")
@@ -353,7 +353,7 @@ for old in ("max_seq_length", "evaluation_strategy"):
 # %% [markdown] en_hash="97ec880be2"
 # ## 10 · loss 看到的是什么：一个真实的 batch
 #
-# trainer 的数据加载器（data loader）把数据行变成一个由 `input_ids` 和 `labels` 组成的 batch。label 为 -100 表示"这里不计 loss"。解码 batch 中的第一个样本：问题和 `Assistant: ` 应该被掩盖（masked），只有答案和它的 `<|end_of_sentence|>` 参与训练。如果所有内容都参与训练，模型还会学着去写问题。（在 GPU 上，Unsloth 可能把一个 batch 的样本首尾相接地放进一行，不加填充：这时 `first_example` 会在位置编号重新从 0 开始的地方切出第一个样本。）
+# trainer 的数据加载器（data loader）把数据行变成一个由 `input_ids` 和 `labels` 组成的 batch。label 为 -100 表示"这里不计 loss"。解码 batch 中的第一个样本：问题和 `Assistant: ` 应该被屏蔽（masked），只有答案和它的 `<|end_of_sentence|>` 参与训练。如果所有内容都参与训练，模型还会学着去写问题。（在 GPU 上，Unsloth 可能把一个 batch 的样本首尾相接地放进一行，不加填充：这时 `first_example` 会在位置编号重新从 0 开始的地方切出第一个样本。）
 
 # %%
 batch = next(iter(trainer.get_train_dataloader()))
@@ -401,7 +401,7 @@ figure = plot_schedule(planned, warmup)
 # %% [markdown] en_hash="212ca21f5c"
 # ## 12 · 训练
 #
-# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。在 GPU 上，比较训练前后的显存峰值：LoRA 只训练一小部分权重，所以峰值的增长比激活值多不了多少。在 CPU 上，这个数字是整个进程的内存，小替身模型的训练几乎不会让它变化。
+# `trainer.train()` 运行训练循环：取 batch、前向传播、计算 loss、反向传播、优化器更新、调度器更新、记录日志，并且每 `SAVE_STEPS` 步保存一个 checkpoint。设置了 `RESUME_FROM_CHECKPOINT = True` 时，它会先重新加载 `CHECKPOINT_DIR` 中最新的 checkpoint。在 GPU 上，Unsloth 会先打印一个横幅，列出样本数、总步数和总 batch 大小（即第 8 节的有效 batch）。在 GPU 上，比较训练前后的显存峰值：LoRA 只训练一小部分权重，所以峰值的增长比激活值多不了多少。在 CPU 上，这个数字是整个进程的内存，离线替身模型的训练几乎不会让它变化。
 
 # %%
 print("before:", env.memory())
@@ -474,10 +474,10 @@ figure = plot_loss(trainer.state.log_history)
 #
 # - **健康：** 一开始下降得很快，然后趋于平缓，每一步之间有些噪声：每个 batch 装的样本不同，有的更难，所以连续几步的上升（包括预热期间）本身并不说明有问题。要比较若干步的平均值，就像下面的单元格那样。
 # - **出现尖峰，或者上升持续很多步：** 学习率太高；调低它，或者延长预热。
-# - **从一开始就是平的：** 学习率太低，或者根本没有东西在训练（检查第 10 节中被掩盖的 labels）。
+# - **从一开始就是平的：** 学习率太低，或者根本没有东西在训练（检查第 10 节中被屏蔽的 labels）。
 # - **很快接近 0：** 模型在死记训练数据；数据太少而 epoch 太多。像接下来几节那样，在留出问题上检查它。
 #
-# 离线用的小替身模型就是在类似的文本上预训练的，所以它的曲线起点就低，只会下降一点点。
+# 离线替身模型就是在类似的文本上预训练的，所以它的曲线起点就低，只会下降一点点。
 
 # %%
 from course_lib.plots import losses_from_history
@@ -533,7 +533,7 @@ print(paired_test(before.stopped, after.stopped).summary("stopped at the end of 
 print(paired_test(before.correct, after.correct).summary("final number right"))
 
 # %% [markdown] en_hash="f97139bbea"
-# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线的替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。结束方式的统计数出每个回答在训练前后停在了哪个标记上：一个对话模型在任何训练之前就可能已经使用对话轮次结束符。
+# 不要只看比率，也要看回答：它们现在是否遵循训练数据的形式（先写解题步骤，再给出最终数字），并且会停下来？一个小到不会算术的模型（离线替身模型）可以学会形式，数字却仍然算错，所以两个比率要分开看。结束方式的统计数出每个回答在训练前后停在了哪个标记上：一个对话模型在任何训练之前就可能已经使用对话轮次结束符。
 
 # %%
 from course_lib.evaluation import side_by_side
@@ -591,7 +591,7 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 #
 # - 训练之前先测量：在训练前后用同样的留出问题打分，就能看出改变了什么。
 # - `get_peft_model` 添加适配器；`SFTConfig` 保存所有训练设置；`SFTTrainer` 把模型、分词器、数据和设置组合在一起。
-# - `assistant_only_loss=True` 掩盖答案以外的一切（labels 为 -100）；解码一个真实的 batch 来检查。
+# - `assistant_only_loss=True` 屏蔽答案以外的一切（labels 为 -100）；解码一个真实的 batch 来检查。
 # - 有效 batch 是 batch × 梯度累积步数 × 设备数；`max_steps` 计的是更新次数，并且优先于 epoch 数。
 # - 学习率调度就是用 trainer 的参数调用 `get_scheduler`；记录下来的学习率与它逐步吻合。
 # - 健康的 loss 先下降，再趋于平缓。checkpoint 让你可以恢复训练；在 Colab 上要把它们保存在 Drive 里。

@@ -14,13 +14,13 @@
 # ---
 
 # %% [markdown] en_hash="bde430f621"
-# # 5 · 合并、保存与部署：适配器、合并后的模型、两者一致的证明，以及聊天和 API
+# # 5 · 合并、保存与部署：适配器、合并后的模型、验证两者一致，以及聊天和 API
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ernie-course/ernie-lora-course/blob/main/notebooks/zh/05_merge_and_save.ipynb)
 #
-# **你将学到：** notebook 4 的 LoRA 适配器在磁盘上是什么、为什么它很小；如何把它重新加载到基座模型之上；如何把它合并进基座权重，保存成一个独立的 16-bit 模型；用户如何用普通的 `transformers` 加载这个模型；以及如何通过比较 logits 证明合并后的模型与"基座 + 适配器"算出的结果一致。然后部署它：和它聊天（流式输出，使用 ERNIE 的对话格式，在轮次结束处停止），用 `transformers serve` 把它发布成兼容 OpenAI 的 API，用官方的 `openai` 客户端调用它，并了解 GPU 上的路线（vLLM）。最后介绍其他发布方式：GGUF 和 Hub。
+# **你将学到：** notebook 4 的 LoRA 适配器在磁盘上是什么、为什么它很小；如何把它重新加载到基座模型之上；如何把它合并进基座权重，保存成一个独立的 16-bit 模型；用户如何用普通的 `transformers` 加载这个模型；以及如何通过比较 logits 验证合并后的模型与"基座 + 适配器"算出的结果一致。然后部署它：和它聊天（流式输出，使用 ERNIE 的对话格式，在轮次结束处停止），用 `transformers serve` 把它发布成兼容 OpenAI 的 API，用官方的 `openai` 客户端调用它，并了解 GPU 上的路线（vLLM）。最后介绍其他发布方式：GGUF 和 Hub。
 #
-# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。notebook 4 的适配器从工作目录读取；如果单独打开本 notebook，它会先训练一个替代用的适配器，并且会说明这一点。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成一个很小的替身模型。
+# **你需要：** 一个带 GPU 的 Colab 运行时：*代码执行程序（Runtime）→ 更改运行时类型（Change runtime type）→ T4 GPU*。notebook 4 的适配器从工作目录读取；如果单独打开本 notebook，它会先训练一个替代用的适配器，并且会说明这一点。没有 GPU、或者连不上 Hugging Face Hub 时，每个单元格照样能运行，只是换成离线替身模型。
 #
 # **在 T4 上的耗时：** 约 6 分钟，大部分花在安装上；服务器启动约需半分钟。
 
@@ -69,7 +69,7 @@ print(f"load in {precision.name}: {precision.reason}")
 # %% [markdown] en_hash="45b7803de2"
 # ## 2 · 设置
 #
-# 这些文件夹都在课程的工作目录里：notebook 4 把它的适配器保存在 `ADAPTER_DIR`，本 notebook 把合并后的模型写到 `MERGED_DIR`。`LOGIT_TOLERANCE` 和 `MIN_TOP1_AGREEMENT` 是第 7 节中那个证明所用的容差，会在那里解释；最后两个设置用于第 8 节和第 9 节。
+# 这些文件夹都在课程的工作目录里：notebook 4 把它的适配器保存在 `ADAPTER_DIR`，本 notebook 把合并后的模型写到 `MERGED_DIR`。`LOGIT_TOLERANCE` 和 `MIN_TOP1_AGREEMENT` 是第 7 节中那次验证所用的容差，会在那里解释；最后两个设置用于第 8 节和第 9 节。
 
 # %% tags=["parameters"]
 MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the base of notebook 4's adapter (the adapter also records it)
@@ -86,7 +86,7 @@ MAX_NEW_TOKENS = 256  # longest answer, in tokens, for the chat and the server (
 SERVE_PORT = None  # None: any free port on 127.0.0.1; or a number, e.g. 8000
 
 # %% [markdown] en_hash="1d9307e9c9"
-# 适配器搭在哪个模型之上？离线时，课程会退而使用很小的 ERNIE-4.5 切片，横幅会醒目地说明这一点。
+# 适配器搭在哪个模型之上？离线时，课程会退而使用离线替身模型，横幅会醒目地说明这一点。
 
 # %%
 from course_lib.models import resolve_model
@@ -136,7 +136,7 @@ model, tokenizer = FastLanguageModel.from_pretrained(
 )
 
 # %% [markdown] en_hash="0919cf4b15"
-# 数一数加载回来的东西：LoRA 矩阵只占基座模型参数的一小部分。（小切片只有 128 宽，所以 r = 16 在其中占的比例很大；在真实的 ERNIE-4.5-0.3B 上只占 1.7%。）
+# 数一数加载回来的东西：LoRA 矩阵只占基座模型参数的一小部分。（离线替身模型只有 128 宽，所以 r = 16 在其中占的比例很大；在真实的 ERNIE-4.5-0.3B 上只占 1.7%。）
 
 # %%
 FastLanguageModel.for_inference(model)  # no more training: evaluation mode, the cache on
@@ -181,7 +181,7 @@ with saving_format(model, tokenizer) as what, atomic_folder(MERGED_DIR, required
     tokenizer.save_vocabulary(staging)  # tokenizer.model, the SentencePiece file
 
 # %% [markdown] en_hash="335b2cb0b8"
-# 这次是一个完整的模型：`model.safetensors` 保存了每一个权重。检查它的存储 dtype（从文件本身读取），并把这个文件夹和适配器的文件夹比较一下。（离线的小切片以 fp32 存储，所以在 GPU 上它合并出来的结果也是 fp32，大小是两倍。）
+# 这次是一个完整的模型：`model.safetensors` 保存了每一个权重。检查它的存储 dtype（从文件本身读取），并把这个文件夹和适配器的文件夹比较一下。（离线替身模型以 fp32 存储，所以在 GPU 上它合并出来的结果也是 fp32，大小是两倍。）
 
 # %%
 from course_lib.saving import stored_dtypes
@@ -223,7 +223,7 @@ print(f"generation_config.json stops at {merged_model.generation_config.eos_toke
       f"generate gets eos_token_id={stops} = {merged_tokenizer.convert_ids_to_tokens(stops)}")
 
 # %% [markdown] en_hash="ad73ee21ae"
-# 问它一个训练中从未见过的问题，取自留出划分。（在小切片上，预计回答的形式是对的，数字却是错的：这个切片太小，做不了算术。）
+# 问它一个训练中从未见过的问题，取自留出划分。（在离线替身模型上，预计回答的形式是对的，数字却是错的：离线替身模型太小，做不了算术。）
 
 # %%
 from course_lib.data import answers_match, load_math_dataset
@@ -242,9 +242,9 @@ print(f"question:  {row['question']}\nreference: {row['answer']}\nmerged:    {an
 print("final answer right:", answers_match(answer, row["answer"]))
 
 # %% [markdown] en_hash="21e582ef85"
-# ## 7 · 证明合并是正确的
+# ## 7 · 验证合并是正确的
 #
-# 一个回答证明不了什么。在合并发生的地方检查它，也就是在权重里：对每个加了适配器的矩阵，用 fp32 从适配器的文件（`B`、`A`，以及 `adapter_config.json` 里的 `s`）和基座模型的文件重新计算 `W + s · B A`，再和 `save_pretrained_merged` 写下的内容比较。两者之间只允许有舍入到存储 dtype 造成的差别。没有任何适配器碰过的张量（各个 norm、embedding，ERNIE 的输出层与之共享）必须和基座的一模一样：转换成同样的 dtype 之后逐位相同。
+# 一个回答说明不了什么。在合并发生的地方检查它，也就是在权重里：对每个加了适配器的矩阵，用 fp32 从适配器的文件（`B`、`A`，以及 `adapter_config.json` 里的 `s`）和基座模型的文件重新计算 `W + s · B A`，再和 `save_pretrained_merged` 写下的内容比较。两者之间只允许有舍入到存储 dtype 造成的差别。没有任何适配器碰过的张量（各个 norm、embedding，ERNIE 的输出层与之共享）必须和基座的一模一样：转换成同样的 dtype 之后逐位相同。
 
 # %%
 from course_lib.saving import base_weights_folder, check_merged_weights, lora_scaling, read_safetensors
@@ -280,9 +280,9 @@ for key, value in result.items():
     print(f"{key:>15}: {value:,.4g}")
 
 # %% [markdown] en_hash="f2ff7147b0"
-# logits 不可能完全一致，原因有两个。第一，合并后的权重在保存时被舍入到 16 位：上面的权重检查测出了舍入有多大，第 5 节打印了 dtype。这个舍入经过每一层传递下去，就是 CPU 上全部的差别，因为在 CPU 上两个模型都用 fp32 计算。第二，在 GPU 上两个模型还都用 16 位计算，各自以自己的方式舍入（适配器模型分别乘以 `W` 和 `B A`）。在 H200 上用切片实测：fp16 下这又增加了最大 |logit| 的 0.2%；bf16 下它占了主导，达到 1.8%（合并后的模型在 bf16 下与它自己在 fp32 下相比）。
+# logits 不可能完全一致，原因有两个。第一，合并后的权重在保存时被舍入到 16 位：上面的权重检查测出了舍入有多大，第 5 节打印了 dtype。这个舍入经过每一层传递下去，就是 CPU 上全部的差别，因为在 CPU 上两个模型都用 fp32 计算。第二，在 GPU 上两个模型还都用 16 位计算，各自以自己的方式舍入（适配器模型分别乘以 `W` 和 `B A`）。在 H200 上用离线替身模型实测：fp16 下这又增加了最大 |logit| 的 0.2%；bf16 下它占了主导，达到 1.8%（合并后的模型在 bf16 下与它自己在 fp32 下相比）。
 #
-# 因此容差随精度而定：**fp32 和 fp16 下为最大 |logit| 的 3%，bf16 下为 8%**，为真实模型的 18 层（切片只有 2 层）留出余量；外加 **97% 的 top-1 一致率**：在两个 token 几乎打平的位置上，一次舍入就可能让它们交换。两个模型必须用相同的精度计算（练习 2 测量混用精度的代价）。下一个单元格打印合并离容差还有多远。
+# 因此容差随精度而定：**fp32 和 fp16 下为最大 |logit| 的 3%，bf16 下为 8%**，为真实模型的 18 层（离线替身模型只有 2 层）留出余量；外加 **97% 的 top-1 一致率**：在两个 token 几乎打平的位置上，一次舍入就可能让它们交换。两个模型必须用相同的精度计算（练习 2 测量混用精度的代价）。下一个单元格打印合并离容差还有多远。
 
 # %%
 from course_lib.saving import check_agreement
@@ -293,7 +293,7 @@ print(f"{precision.name}:", "PASS:" if passed else "FAIL:", why)
 assert passed, "the merged model does not compute what base + adapter computed: do not ship it"
 
 # %% [markdown] en_hash="449debe653"
-# 这个 logits 测试严格到能发现错误的合并吗？关掉适配器（`disable_adapter`）：这时模型就只剩下光秃秃的基座，也就是一次丢失了适配器的合并会保存下来的东西。它必须 FAIL；其他出错的合并（`alpha / r` 算错、用错了基座模型）它也能发现。
+# 这个 logits 测试严格到能发现错误的合并吗？关掉适配器（`disable_adapter`）：这时模型就只剩下没有适配器的基座，也就是一次丢失了适配器的合并会保存下来的东西。它必须 FAIL；其他出错的合并（`alpha / r` 算错、用错了基座模型）它也能发现。
 
 # %%
 with model.disable_adapter():
@@ -466,7 +466,7 @@ for folder, port in [(ADAPTER_DIR, None), (MERGED_DIR, server.port)]:
 # %% [markdown] en_hash="e1888c0be2"
 # ### 9.6 · 停止它
 #
-# 服务器在停止之前会在内存中保留一份模型。`stop` 向它发送 SIGTERM（退出状态 -15 表示它因这个信号而结束），如果它迟迟不退出就发送 SIGKILL。即使你忘了停止它，本 notebook 的内核退出时它也会被停止。
+# 服务器在停止之前一直占着一份模型的显存（在 CPU 上是内存）。`stop` 向它发送 SIGTERM（退出状态 -15 表示它因这个信号而结束），如果它迟迟不退出就发送 SIGKILL。即使你忘了停止它，本 notebook 的内核退出时它也会被停止。
 
 # %%
 print("exit code:", server.stop(), "| still running:", server.running())
@@ -554,7 +554,7 @@ print(modelfile.read_text())
 # print(llm.create_completion(prompt, max_tokens=256, temperature=0)["choices"][0]["text"])
 # ```
 #
-# `make llama-cpp-check` 在小切片上正好运行这些，两个文件都跑：llama.cpp 的贪心答案与 transformers 的逐字相同，并且会自己停下（`bench/llama-cpp-check.log`）。聊天前端（Ollama、`llama-server`、`create_chat_completion`）用的是官方模板，它以 `Assistant: ` 结尾；同一份日志也显示了这个单独的空格对按 notebook 4 微调的模型有什么影响。
+# `make llama-cpp-check` 在离线替身模型上正好运行这些，两个文件都跑：llama.cpp 的贪心答案与 transformers 的逐字相同，并且会自己停下（`bench/llama-cpp-check.log`）。聊天前端（Ollama、`llama-server`、`create_chat_completion`）用的是官方模板，它以 `Assistant: ` 结尾；同一份日志也显示了这个单独的空格对按 notebook 4 微调的模型有什么影响。
 
 # %% [markdown] en_hash="3e8517e4ea"
 # ### 10.2 · Hugging Face Hub
@@ -602,7 +602,7 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 # - 适配器只是 `lora_A` 和 `lora_B`，外加一个写明基座模型的配置：很小，但离开那个基座就毫无用处。
 # - `FastLanguageModel.from_pretrained(adapter_folder)` 先加载基座，再把适配器放在上面。
 # - `save_pretrained_merged(..., save_method="merged_16bit")` 把 `W + B A · alpha / r` 写成一个独立的 16-bit 模型，普通的 `transformers` 就能加载。
-# - 发布之前先证明合并是正确的，而且在合并发生的地方证明：每个合并后的矩阵必须是 `W + s · B A` 只舍入一次到存储 dtype 的结果（fp16 中误差不超过 2^-11·|w|，bf16 中不超过 2^-8·|w|），其他每个张量都与基座的逐位相同。这样 logits 的差别就在最大 logit 的 3%（bf16 下 8%）以内，97% 的位置 top-1 token 相同，而光秃秃的基座通不过；一个舍入大小的错误能通过 logits 测试，只有权重检查能发现它。
+# - 发布之前先验证合并是正确的，而且在合并发生的地方验证：每个合并后的矩阵必须是 `W + s · B A` 只舍入一次到存储 dtype 的结果（fp16 中误差不超过 2^-11·|w|，bf16 中不超过 2^-8·|w|），其他每个张量都与基座的逐位相同。这样 logits 的差别就在最大 logit 的 3%（bf16 下 8%）以内，97% 的位置 top-1 token 相同，而没有适配器的基座通不过；一个舍入大小的错误能通过 logits 测试，只有权重检查能发现它。
 # - 用模型自己的格式对话：对话模板加上 `add_generation_prompt=True`，`eos_token_id` 同时列出 `</s>` 和 `<|end_of_sentence|>`，这样回答会随轮次一起结束。
 # - `transformers serve` 把一个合并后的文件夹发布成兼容 OpenAI 的 API；`openai` 客户端用 `temperature=0` 调用它得到贪心回答，在同样的精度下与 `generate` 的回答完全相同。vLLM 在 GPU 上发布同一个文件夹（T4 上用 `--dtype half`）。
 # - GGUF（llama.cpp、Ollama）和 Hub 都从合并后的模型出发；不要把 token 写进单元格。
@@ -612,7 +612,7 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 # ## 练习
 #
 # 1. 用 `model.save_pretrained_merged(str(WORK_DIR / "lora-again"), tokenizer, save_method="lora")` 再保存一次适配器，并列出文件夹的内容。它和 notebook 4 保存的一样大吗？权重也完全一样吗？
-# 2. 在第 6 节中用 `dtype="bfloat16"` 加载合并后的模型，然后重新运行第 7 节。差值大了多少？证明还能通过吗？
+# 2. 在第 6 节中用 `dtype="bfloat16"` 加载合并后的模型，然后重新运行第 7 节。差值大了多少？验证还能通过吗？
 # 3. 故意破坏合并：把合并后模型的一个权重乘以 1.01（`merged_model.model.layers[0].mlp.down_proj.weight.data *= 1.01`），然后重新运行第 7 节的比较。一个矩阵改变 1%，能通过容差吗？重新加载模型，再试试 1.1。
 # 4. 用合并后的模型再回答五个留出问题（在第 6 节中修改 `heldout[0]`）。有几个最终答案是对的？
 # 5. 用 `reply`（第 8.2 节）进行两轮对话：先问一个问题，再带着第一个回答的历史追问一句。打印对话模板把整段对话变成了什么：每一轮从哪里开始、在哪里结束？
