@@ -64,7 +64,8 @@ def unlinked(text: str, edition: str, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("document, edition, prefix", [("README.md", "en", "notebooks/"),
                                                        ("README.zh.md", "zh", "notebooks/"),
-                                                       ("docs/teaching.md", "en", "../notebooks/")])
+                                                       ("docs/teaching.md", "en", "../notebooks/"),
+                                                       ("docs/teaching.zh.md", "zh", "../notebooks/")])
 def test_the_guides_link_every_notebook(document, edition, prefix):
     assert unlinked((ROOT / document).read_text(), edition, prefix) == []
 
