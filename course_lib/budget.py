@@ -16,6 +16,7 @@ import html
 from dataclasses import dataclass, field
 
 from course_lib import defaults
+from course_lib.language import tr
 
 GIB = 2**30
 
@@ -98,8 +99,10 @@ def shape_of(model: str) -> Shape:
     for key, shape in SHAPES.items():
         if key in name:
             return shape
-    raise ValueError(f"no budget for model {model!r}: the estimator knows {', '.join(SHAPES)} "
-                     "(e.g. baidu/ERNIE-4.5-0.3B-PT or baidu/ERNIE-4.5-21B-A3B-PT)")
+    raise ValueError(tr(f"no budget for model {model!r}: the estimator knows {', '.join(SHAPES)} "
+                        "(e.g. baidu/ERNIE-4.5-0.3B-PT or baidu/ERNIE-4.5-21B-A3B-PT)",
+                        f"没有模型 {model!r} 的估算：估算器只认识 {', '.join(SHAPES)}"
+                        "（例如 baidu/ERNIE-4.5-0.3B-PT 或 baidu/ERNIE-4.5-21B-A3B-PT）"))
 
 
 def gpu_spec(gpu) -> tuple[str, float, float | None]:
@@ -107,7 +110,8 @@ def gpu_spec(gpu) -> tuple[str, float, float | None]:
     if isinstance(gpu, str):
         key = gpu.upper()
         if key not in TFLOPS:
-            raise ValueError(f"unknown GPU {gpu!r}: use one of {', '.join(TFLOPS)} or pass environment.gpu()")
+            raise ValueError(tr(f"unknown GPU {gpu!r}: use one of {', '.join(TFLOPS)} or pass environment.gpu()",
+                                f"未知的 GPU {gpu!r}：请用 {', '.join(TFLOPS)} 之一，或传入 environment.gpu()"))
         memory = {"T4": T4_GIB, "H200": H200_GIB, "L4": 22.0, "A100": 39.4, "A100-80GB": 79.1, "H100": 79.1}[key]
         return (f"Tesla {key}" if key == "T4" else f"NVIDIA {key}"), memory, TFLOPS[key]
     tflops = next((value for key, value in TFLOPS.items() if key in gpu.name.upper()), None)
@@ -145,9 +149,14 @@ class Estimate:
         return self.peak_gib <= (self.gpu_gib if gpu_gib is None else gpu_gib) * (1 - headroom)
 
     def __str__(self) -> str:
-        time = f"~{minutes(self.seconds)} for {self.steps} steps" if self.seconds is not None else "time unknown"
-        return (f"{self.model}, {self.settings} on {self.gpu}: ~{self.peak_gib:.1f} GiB peak of "
-                f"{self.gpu_gib:.1f} GiB, {time} (estimate)")
+        if self.seconds is None:
+            time = tr("time unknown", "耗时未知")
+        else:
+            time = tr(f"~{minutes(self.seconds)} for {self.steps} steps", f"约 {minutes(self.seconds)}（{self.steps} 步）")
+        return tr(f"{self.model}, {self.settings} on {self.gpu}: ~{self.peak_gib:.1f} GiB peak of "
+                  f"{self.gpu_gib:.1f} GiB, {time} (estimate)",
+                  f"{self.model}，{self.settings}，在 {self.gpu} 上：显存峰值约 {self.peak_gib:.1f} GiB"
+                  f"（共 {self.gpu_gib:.1f} GiB），{time}（估算）")
 
 
 def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: int = defaults.BATCH_SIZE,
@@ -164,10 +173,11 @@ def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: 
     replaces the LoRA count of the seven names at rank r."""
     shape, precision = shape_of(model), getattr(precision, "name", precision)
     if precision not in ("bf16", "fp16", "fp32"):
-        raise ValueError(f"precision {precision!r} is not one of bf16, fp16, fp32")
+        raise ValueError(tr(f"precision {precision!r} is not one of bf16, fp16, fp32",
+                            f"精度 {precision!r} 不是 bf16、fp16、fp32 之一"))
     for name, value in (("r", r), ("batch", batch), ("max_length", max_length), ("accumulation", accumulation)):
         if value < 1:
-            raise ValueError(f"{name} = {value}: it must be at least 1")
+            raise ValueError(tr(f"{name} = {value}: it must be at least 1", f"{name} = {value}：它至少要为 1"))
     gpu_name, gpu_gib, tflops = gpu_spec(gpu)
     bytes_16 = 4 if precision == "fp32" else 2
     if load_in_4bit:
@@ -187,17 +197,25 @@ def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: 
         per_micro_batch = max(STEP_FLOOR_S, tokens / rate) * (FOUR_BIT_SLOWDOWN if load_in_4bit else 1)
         seconds = WARMUP_S + steps * accumulation * per_micro_batch
         if "H200" not in gpu_name.upper():
-            notes.append(f"time scaled from the H200 by {tflops}/{TFLOPS['H200']} TFLOPS, not measured on a {gpu_name}")
+            notes.append(tr(f"time scaled from the H200 by {tflops}/{TFLOPS['H200']} TFLOPS, not measured on a {gpu_name}",
+                            f"时间由 H200 的实测按 {tflops}/{TFLOPS['H200']} TFLOPS 换算，未在 {gpu_name} 上实测"))
     if shape is not MEASURED:
-        notes.append(f"{shape.label} was never measured: its activations are the 0.3B's scaled by size")
+        notes.append(tr(f"{shape.label} was never measured: its activations are the 0.3B's scaled by size",
+                        f"{shape.label} 从未实测：其激活值由 0.3B 的实测按模型规模换算"))
         if load_in_4bit and shape.expert_params:
-            notes.append("routed experts in 4-bit, as Unsloth's GPU loader stores them" if experts_4bit else
-                         "routed experts in 16-bit, as plain transformers + bitsandbytes load them")
-    packed = f"{batch} x {max_length} packed" if packing else f"batch {batch} unpacked"
-    settings = (f"r={r}, {packed}" + (f" x {accumulation} accumulation" if accumulation > 1 else "")
-                + f", {'4-bit' if load_in_4bit else precision}"
-                + ("" if gradient_checkpointing else ", no checkpointing")
-                + (", 16-bit experts" if load_in_4bit and shape.expert_params and not experts_4bit else ""))
+            notes.append(tr("routed experts in 4-bit, as Unsloth's GPU loader stores them",
+                            "路由专家为 4-bit，与 Unsloth 的 GPU 加载器存储它们的方式相同") if experts_4bit else
+                         tr("routed experts in 16-bit, as plain transformers + bitsandbytes load them",
+                            "路由专家为 16-bit，与只用 transformers + bitsandbytes 加载时相同"))
+    packed = tr(f"{batch} x {max_length} packed", f"{batch} x {max_length} 打包") if packing else \
+        tr(f"batch {batch} unpacked", f"批次 {batch} 不打包")
+    comma = tr(", ", "，")
+    settings = (f"r={r}{comma}{packed}" + (tr(f" x {accumulation} accumulation", f" x {accumulation} 梯度累积")
+                                          if accumulation > 1 else "")
+                + f"{comma}{'4-bit' if load_in_4bit else precision}"
+                + ("" if gradient_checkpointing else comma + tr("no checkpointing", "不用梯度检查点"))
+                + (comma + tr("16-bit experts", "专家为 16-bit")
+                   if load_in_4bit and shape.expert_params and not experts_4bit else ""))
     lora = (shape.lora_params_per_rank * r if trainable_params is None else trainable_params) * LORA_BYTES_PER_PARAM
     workspace = WORKSPACE_GIB + (FOUR_BIT_EXTRA_GIB if load_in_4bit else 0.0)
     return Estimate(shape.label, gpu_name, gpu_gib, weights / GIB, lora / GIB, tokens * per_token / GIB, workspace,
@@ -205,7 +223,8 @@ def estimate(model: str = defaults.MODEL_NAME, r: int = defaults.LORA_R, batch: 
 
 
 def minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
+    unit = tr("min", "分钟")
+    return f"{seconds / 60:.1f} {unit}" if seconds < 600 else f"{seconds / 60:.0f} {unit}"
 
 
 def warning(est: Estimate, precision=None) -> str:
@@ -213,21 +232,28 @@ def warning(est: Estimate, precision=None) -> str:
     Pass the run's `precision` to also warn about bf16 on a T4."""
     lines = []
     if est.weights_gib + CUDA_CONTEXT_GIB > est.gpu_gib:
-        lines.append(f"will NOT fit: the weights alone are {est.weights_gib:.1f} GiB and the {est.gpu} has "
-                     f"{est.gpu_gib:.1f} GiB. " + ("Load the model in 4-bit." if not est.load_in_4bit else
-                                                  "This model needs a bigger GPU."))
+        lines.append(tr(f"will NOT fit: the weights alone are {est.weights_gib:.1f} GiB and the {est.gpu} has "
+                        f"{est.gpu_gib:.1f} GiB. ",
+                        f"放不下：仅权重就要 {est.weights_gib:.1f} GiB，而 {est.gpu} 只有 {est.gpu_gib:.1f} GiB 显存。")
+                     + (tr("Load the model in 4-bit.", "请以 4-bit 加载模型。") if not est.load_in_4bit else
+                        tr("This model needs a bigger GPU.", "这个模型需要显存更大的 GPU。")))
     elif not est.fits():
-        lines.append(f"will NOT fit: ~{est.peak_gib:.1f} GiB needed, the {est.gpu} has {est.gpu_gib:.1f} GiB. "
-                     "Lower the batch size (raise gradient accumulation to keep the effective batch), then "
-                     "max_length, then r"
-                     + ("; or load in 4-bit." if not est.load_in_4bit else "."))
+        lines.append(tr(f"will NOT fit: ~{est.peak_gib:.1f} GiB needed, the {est.gpu} has {est.gpu_gib:.1f} GiB. "
+                        "Lower the batch size (raise gradient accumulation to keep the effective batch), then "
+                        "max_length, then r",
+                        f"放不下：约需 {est.peak_gib:.1f} GiB，而 {est.gpu} 只有 {est.gpu_gib:.1f} GiB 显存。"
+                        "先调小批次大小（同时调大梯度累积，使有效批次不变），再调小 max_length，然后是 r")
+                     + (tr("; or load in 4-bit.", "；或者以 4-bit 加载。") if not est.load_in_4bit else tr(".", "。")))
     elif not est.fits(headroom=HEADROOM):
         free = est.gpu_gib - est.peak_gib
-        lines.append(f"tight: ~{est.peak_gib:.1f} of {est.gpu_gib:.1f} GiB, only {free:.1f} GiB "
-                     f"({free / est.gpu_gib:.0%}) left; a longer batch than average can run out of memory. "
-                     "Lower the batch size or max_length.")
+        lines.append(tr(f"tight: ~{est.peak_gib:.1f} of {est.gpu_gib:.1f} GiB, only {free:.1f} GiB "
+                        f"({free / est.gpu_gib:.0%}) left; a longer batch than average can run out of memory. "
+                        "Lower the batch size or max_length.",
+                        f"很紧：约 {est.peak_gib:.1f} / {est.gpu_gib:.1f} GiB，只剩 {free:.1f} GiB"
+                        f"（{free / est.gpu_gib:.0%}）；比平均更长的批次可能耗尽显存。请调小批次大小或 max_length。"))
     if getattr(precision, "name", precision) == "bf16" and "T4" in est.gpu.upper():
-        lines.append("a T4 (compute capability 7.5) has no bf16: train in fp16.")
+        lines.append(tr("a T4 (compute capability 7.5) has no bf16: train in fp16.",
+                        "T4（计算能力 7.5）不支持 bf16：请用 fp16 训练。"))
     return " ".join(lines)
 
 
@@ -235,17 +261,22 @@ def budget_readout(as_html: bool = True, current=None, **settings) -> str:
     """One line for a slider: the T4 estimate, its warning, and (when `current` is an `environment.gpu()` card
     that is not a T4) the same run on this GPU. `settings` are `estimate`'s keywords."""
     t4 = estimate(**{**settings, "gpu": "T4"})
-    parts = [f"T4 estimate (not measured on a T4): ~{t4.peak_gib:.1f} of {t4.gpu_gib:.1f} GiB"
-             + (f", ~{minutes(t4.seconds)}" if t4.seconds is not None else "")]
+    def took(est):
+        return tr(f", ~{minutes(est.seconds)}", f"，约 {minutes(est.seconds)}") if est.seconds is not None else ""
+
+    parts = [tr(f"T4 estimate (not measured on a T4): ~{t4.peak_gib:.1f} of {t4.gpu_gib:.1f} GiB",
+                f"T4 估算（未在 T4 上实测）：显存约 {t4.peak_gib:.1f} / {t4.gpu_gib:.1f} GiB") + took(t4)]
     if current is not None and "T4" not in current.name.upper():
         here = estimate(**{**settings, "gpu": current})
-        parts.append(f"this {here.gpu}: ~{here.peak_gib:.1f} of {here.gpu_gib:.0f} GiB"
-                     + (f", ~{minutes(here.seconds)}" if here.seconds is not None else ""))
-    text = "; ".join(parts)
+        parts.append(tr(f"this {here.gpu}: ~{here.peak_gib:.1f} of {here.gpu_gib:.0f} GiB",
+                        f"本机的 {here.gpu}：约 {here.peak_gib:.1f} / {here.gpu_gib:.0f} GiB") + took(here))
+    text = tr("; ", "；").join(parts)
     if shape_of(settings.get("model", "0.3b")) is not MEASURED:
-        text += f" ({t4.model} was never measured: a rough scale-up of the 0.3B's figures)"
+        text += tr(f" ({t4.model} was never measured: a rough scale-up of the 0.3B's figures)",
+                   f"（{t4.model} 从未实测：由 0.3B 的数字粗略放大）")
     alert = warning(t4)  # a T4 trains in fp16 whatever this machine chose, so no precision warning here
     if not as_html:
-        return text + (f". WARNING: {alert}" if alert else "")
+        return text + (tr(f". WARNING: {alert}", f"。警告：{alert}") if alert else "")
     line = html.escape(text)
-    return line + (f"<br><span style='color:#b00020'><b>Warning:</b> {html.escape(alert)}</span>" if alert else "")
+    return line + (f"<br><span style='color:#b00020'><b>{tr('Warning:', '警告：')}</b> {html.escape(alert)}</span>"
+                   if alert else "")

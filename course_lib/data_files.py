@@ -12,11 +12,17 @@ import csv
 import json
 from pathlib import Path
 
+from course_lib.language import language, tr
+
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+DELIMITERS_ZH = {",": "逗号", ";": "分号", "\t": "制表符"}
 
 
-def count(n: int, noun: str) -> str:
-    """count(1, "row") -> "1 row", count(2000, "row") -> "2,000 rows"."""
+def count(n: int, noun: str, chinese: str | None = None) -> str:
+    """count(1, "row") -> "1 row", count(2000, "row") -> "2,000 rows"; in Chinese, with `chinese` given,
+    count(2000, "row", "行") -> "2,000 行" (no plural)."""
+    if chinese is not None and language() == "zh":
+        return f"{n:,} {chinese}"
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
@@ -37,9 +43,12 @@ class Rows(list):
 
 
 def where(rows: Rows, i: int) -> str:
-    """"row 3" or "row 3 (data.jsonl line 5)"."""
+    """"row 3" or "row 3 (data.jsonl line 5)"; in Chinese "行 3" or "行 3（data.jsonl 第 5 行）": the row's index
+    (from 0) as a label, the file's line (from 1) as an ordinal."""
     line = rows.lines[i]
-    return f"row {i}" if line is None else f"row {i} ({rows.name} line {line})"
+    if line is None:
+        return tr(f"row {i}", f"行 {i}")
+    return tr(f"row {i} ({rows.name} line {line})", f"行 {i}（{rows.name} 第 {line} 行）")
 
 
 def line_of(text: str, offset: int) -> int:
@@ -51,19 +60,22 @@ def shown(text: str) -> str:
 
 
 def not_an_object(value) -> str:
-    return f"a JSON {type(value).__name__}, not an object {{...}}"
+    return tr(f"a JSON {type(value).__name__}, not an object {{...}}", f"一个 JSON {type(value).__name__}，不是对象 {{...}}")
 
 
 def read_file(path: Path) -> Rows:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (or is a folder): give the path of a .jsonl, .json or .csv file")
+        raise FileNotFoundError(tr(f"{path} does not exist (or is a folder): give the path of a .jsonl, .json or .csv file",
+                                   f"{path} 不存在（或是一个文件夹）：请给出一个 .jsonl、.json 或 .csv 文件的路径"))
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark, as Excel writes, is skipped
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#x} at position "
-                         f"{error.start}); save it as UTF-8 (Excel: 'CSV UTF-8')") from None
+        raise ValueError(tr(f"{path} is not UTF-8 text (byte {error.object[error.start]:#x} at position "
+                            f"{error.start}); save it as UTF-8 (Excel: 'CSV UTF-8')",
+                            f"{path} 不是 UTF-8 文本（字节 {error.object[error.start]:#x}，位置 {error.start}）；"
+                            f"请另存为 UTF-8（Excel：“CSV UTF-8”）")) from None
     if not text.strip():
-        raise ValueError(f"{path} has no rows: it is empty or blank")
+        raise ValueError(tr(f"{path} has no rows: it is empty or blank", f"{path} 里没有数据行：它是空的或只有空白"))
     suffix = path.suffix.lower()
     if suffix == ".csv":
         rows = read_csv(text, str(path))
@@ -72,8 +84,8 @@ def read_file(path: Path) -> Rows:
     else:
         rows = read_jsonl(text, str(path))
     if not rows:
-        raise ValueError(f"{path}: no row could be read.\n  " + "\n  ".join(
-            f"line {line}: {why}" for line, why in list(rows.unreadable.items())[:5]))
+        raise ValueError(tr(f"{path}: no row could be read.\n  ", f"{path}：一行数据也读不出来。\n  ") + "\n  ".join(
+            tr(f"line {line}: {why}", f"第 {line} 行：{why}") for line, why in list(rows.unreadable.items())[:5]))
     return rows
 
 
@@ -85,7 +97,8 @@ def read_jsonl(text: str, source: str) -> Rows:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            unreadable[number] = f"not valid JSON: {error.msg} (column {error.colno}): {shown(line)}"
+            unreadable[number] = tr(f"not valid JSON: {error.msg} (column {error.colno}): {shown(line)}",
+                                    f"不是有效的 JSON：{error.msg}（第 {error.colno} 列）：{shown(line)}")
             continue
         if isinstance(row, dict):
             rows.append(row)
@@ -104,8 +117,11 @@ def read_jsonl(text: str, source: str) -> Rows:
         except ValueError:
             csv_rows = Rows()
         if csv_rows and len(csv_rows[0]) > 1 and not csv_rows.unreadable:
-            csv_rows.notes.insert(0, f"{Path(source).name} is CSV (its first line is {shown(text.splitlines()[0])}), "
-                                     "not JSON Lines: read it as CSV. Rename it to .csv.")
+            first = shown(text.splitlines()[0])
+            csv_rows.notes.insert(0, tr(f"{Path(source).name} is CSV (its first line is {first}), "
+                                        "not JSON Lines: read it as CSV. Rename it to .csv.",
+                                        f"{Path(source).name} 是 CSV（第一行是 {first}），不是 JSON Lines："
+                                        "已按 CSV 读取。请把它改名为 .csv。"))
             return csv_rows
     return Rows(rows, lines, source, unreadable)
 
@@ -140,26 +156,38 @@ def read_json(text: str, source: str, named_json: bool) -> Rows:
         if named_json and text.lstrip().startswith("{"):
             lines = read_jsonl(text, source)  # several objects, one a line: JSON Lines under a .json name
             if len(lines) > 1:
-                lines.notes.insert(0, f"{name} is JSON Lines (one object a line), not one JSON document: read it "
-                                      "line by line. Rename it to .jsonl.")
+                lines.notes.insert(0, tr(f"{name} is JSON Lines (one object a line), not one JSON document: read it "
+                                         "line by line. Rename it to .jsonl.",
+                                         f"{name} 是 JSON Lines（每行一个对象），不是一个 JSON 文档：已逐行读取。"
+                                         "请把它改名为 .jsonl。"))
                 return lines
-        raise ValueError(f"{source}: not valid JSON at line {error.lineno}, column {error.colno}: "
-                         f"{error.msg}; fix it there") from None
+        raise ValueError(tr(f"{source}: not valid JSON at line {error.lineno}, column {error.colno}: "
+                            f"{error.msg}; fix it there",
+                            f"{source}：第 {error.lineno} 行第 {error.colno} 列不是有效的 JSON：{error.msg}；"
+                            "请在那里修改")) from None
     start = len(text) - len(text.lstrip())
-    notes = [] if named_json else [f"{name} is one JSON array, not JSON Lines: read it as one. Rename it to .json."]
+    notes = [] if named_json else [tr(f"{name} is one JSON array, not JSON Lines: read it as one. Rename it to .json.",
+                                      f"{name} 是一个 JSON 数组，不是 JSON Lines：已整体读取。请把它改名为 .json。")]
     if isinstance(document, dict):
         lists = [(key, offset) for key, offset, value in container_items(text, start)
                  if isinstance(value, list) and any(isinstance(row, dict) for row in value)]
         if len(lists) != 1:
-            found = f"the keys {', '.join(map(repr, document))}" if document else "no keys"
-            raise ValueError(f"{source} holds one JSON object with {found}, not a list of rows"
-                             + (f": several hold rows, so pick one, e.g. load_rows(json.load(open(path))[{lists[0][0]!r}])"
-                                if lists else ": save the rows as a JSON array [{...}, {...}] or as JSON Lines"))
+            found = (tr(f"the keys {', '.join(map(repr, document))}", f"键 {', '.join(map(repr, document))}")
+                     if document else tr("no keys", "没有键"))
+            raise ValueError(tr(f"{source} holds one JSON object with {found}, not a list of rows",
+                                f"{source} 里是一个 JSON 对象（{found}），不是数据行的列表")
+                             + (tr(f": several hold rows, so pick one, e.g. load_rows(json.load(open(path))[{lists[0][0]!r}])",
+                                   f"：有几个键下都是数据行，请选一个，例如 load_rows(json.load(open(path))[{lists[0][0]!r}])")
+                                if lists else tr(": save the rows as a JSON array [{...}, {...}] or as JSON Lines",
+                                                 "：请把数据行存成 JSON 数组 [{...}, {...}] 或 JSON Lines")))
         key, start = lists[0]
-        notes = [f"{name} holds the rows under the key {key!r}: read them from there"
-                 + ("" if named_json else " (it is one JSON document, not JSON Lines: rename it to .json)")]
+        notes = [tr(f"{name} holds the rows under the key {key!r}: read them from there",
+                    f"{name} 的数据行在键 {key!r} 下：已从那里读取")
+                 + ("" if named_json else tr(" (it is one JSON document, not JSON Lines: rename it to .json)",
+                                             "（它是一个 JSON 文档，不是 JSON Lines：请改名为 .json）"))]
     elif not isinstance(document, list):
-        raise ValueError(f"{source} holds {not_an_object(document)} or a list of objects")
+        raise ValueError(tr(f"{source} holds {not_an_object(document)} or a list of objects",
+                            f"{source} 里是{not_an_object(document)}，也不是对象的列表"))
     rows, lines, unreadable = [], [], {}
     for _, offset, value in container_items(text, start):
         if isinstance(value, dict):
@@ -181,7 +209,8 @@ def parse_csv(text: str, delimiter: str) -> tuple[list[str] | None, list[tuple[i
         except StopIteration:
             return header, records, ""
         except csv.Error as error:
-            return header, records, f"line {start}: {error}; check the quotes on that line"
+            return header, records, tr(f"line {start}: {error}; check the quotes on that line",
+                                       f"第 {start} 行：{error}；请检查这一行的引号")
         if fields and header is None:
             header = [name.strip() for name in fields]
         elif fields:
@@ -200,19 +229,26 @@ def read_csv(text: str, source: str) -> Rows:
     delimiter = "," if even(",") or len(others) != 1 else others[0]
     header, records, error = parsed[delimiter]
     if error:
-        raise ValueError(f"{source} {error}")
-    notes = [] if delimiter == "," else [
+        raise ValueError(tr(f"{source} {error}", f"{source}：{error}"))
+    notes = [] if delimiter == "," else [tr(
         f"{Path(source).name} is separated by {DELIMITERS[delimiter]}, not commas (as Excel saves CSV in many "
-        f"languages): read it with delimiter {delimiter!r}"]
+        f"languages): read it with delimiter {delimiter!r}",
+        f"{Path(source).name} 用{DELIMITERS_ZH[delimiter]}分隔，不是逗号（许多语言版本的 Excel 这样保存 CSV）："
+        f"已按分隔符 {delimiter!r} 读取")]
     rows, lines, unreadable = [], [], {}
     for line, fields in records:
         if len(fields) == len(header):
             rows.append(dict(zip(header, fields)))
             lines.append(line)
         else:
-            unreadable[line] = (f"{len(fields)} fields, the header has {len(header)} ({', '.join(header)}): "
-                                f"{shown(delimiter.join(fields))}; a comma inside a value needs the value in "
-                                'double quotes: "3,5 apples"')
+            unreadable[line] = tr(f"{len(fields)} fields, the header has {len(header)} ({', '.join(header)}): "
+                                  f"{shown(delimiter.join(fields))}; a comma inside a value needs the value in "
+                                  'double quotes: "3,5 apples"',
+                                  f"{len(fields)} 个字段，表头有 {len(header)} 个（{', '.join(header)}）："
+                                  f"{shown(delimiter.join(fields))}；值里有逗号时，整个值要放在双引号里："
+                                  '"3,5 个苹果"')
     if not rows and not unreadable:
-        raise ValueError(f"{source} has no data rows" + (f" (its header is {header})" if header else " (it is empty)"))
+        raise ValueError(tr(f"{source} has no data rows", f"{source} 里没有数据行")
+                         + (tr(f" (its header is {header})", f"（表头是 {header}）") if header else
+                            tr(" (it is empty)", "（它是空的）")))
     return Rows(rows, lines, source, unreadable, notes=notes)

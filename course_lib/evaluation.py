@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from course_lib.ernie import END_OF_TURN
+from course_lib.language import tr
 
 Z_95 = 1.959964  # the normal quantile of a two-sided 95% interval
 
@@ -27,8 +28,9 @@ def proportion(flags: list[bool]) -> str:
     """"12/50 = 24.0% (95% CI 14.3-37.4%)"."""
     k, n = sum(flags), len(flags)
     low, high = wilson_interval(k, n)
-    share = f"{100 * k / n:.1f}%" if n else "n/a"
-    return f"{k}/{n} = {share} (95% CI {100 * low:.1f}-{100 * high:.1f}%)"
+    share = f"{100 * k / n:.1f}%" if n else tr("n/a", "无")
+    return tr(f"{k}/{n} = {share} (95% CI {100 * low:.1f}-{100 * high:.1f}%)",
+              f"{k}/{n} = {share}（95% 置信区间 {100 * low:.1f}-{100 * high:.1f}%）")
 
 
 @dataclass
@@ -45,15 +47,19 @@ class PairedTest:
         return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)  # two-sided sign test
 
     def summary(self, what: str) -> str:
-        verdict = ("more than chance explains (p < 0.05)" if self.p_value < 0.05
-                   else "chance alone could explain it (p >= 0.05)")
-        return (f"{what}: {self.gained} only after, {self.lost} only before, {self.same} the same; exact McNemar "
-                f"p = {self.p_value:.3g}: {verdict}")
+        verdict = (tr("more than chance explains (p < 0.05)", "超出偶然所能解释的范围（p < 0.05）")
+                   if self.p_value < 0.05 else
+                   tr("chance alone could explain it (p >= 0.05)", "仅凭偶然就可能出现（p >= 0.05）"))
+        return tr(f"{what}: {self.gained} only after, {self.lost} only before, {self.same} the same; exact McNemar "
+                  f"p = {self.p_value:.3g}: {verdict}",
+                  f"{what}：{self.gained} 题仅训练后正确，{self.lost} 题仅训练前正确，{self.same} 题前后相同；"
+                  f"精确 McNemar 检验 p = {self.p_value:.3g}：{verdict}")
 
 
 def paired_test(before: list[bool], after: list[bool]) -> PairedTest:
     if len(before) != len(after):
-        raise ValueError(f"a paired test needs the same questions: {len(before)} results before, {len(after)} after")
+        raise ValueError(tr(f"a paired test needs the same questions: {len(before)} results before, {len(after)} after",
+                            f"配对检验需要同一批问题：训练前 {len(before)} 个结果，训练后 {len(after)} 个"))
     gained = sum(a and not b for b, a in zip(before, after))
     lost = sum(b and not a for b, a in zip(before, after))
     return PairedTest(gained, lost, len(before) - gained - lost)
@@ -78,11 +84,16 @@ class Evaluation:
         return [ending == END_OF_TURN for ending in self.endings]
 
     def summary(self) -> str:
-        counts = Counter("out of tokens" if ending is None else f"at {ending}" for ending in self.endings)
-        text = (f"final number right {proportion(self.correct)}; stopped at {END_OF_TURN} {proportion(self.stopped)}"
-                f"; ended: {', '.join(f'{n} {how}' for how, n in counts.most_common())}")
+        counts = Counter(tr("out of tokens", "用完 token") if ending is None else tr(f"at {ending}", f"停在 {ending}")
+                         for ending in self.endings)
+        endings = tr(", ", "，").join(tr(f"{n} {how}", f"{n} 个{how}") for how, n in counts.most_common())
+        text = tr(f"final number right {proportion(self.correct)}; stopped at {END_OF_TURN} {proportion(self.stopped)}"
+                  f"; ended: {endings}",
+                  f"最终数字正确 {proportion(self.correct)}；停在 {END_OF_TURN} {proportion(self.stopped)}"
+                  f"；结束方式：{endings}")
         if self.left_out:
-            text += f"; {self.left_out} rows left out (no clear final number in the reference)"
+            text += tr(f"; {self.left_out} rows left out (no clear final number in the reference)",
+                       f"；略去 {self.left_out} 行（参考答案里没有明确的最终数字）")
         return text
 
 
@@ -122,7 +133,7 @@ def generate_turns(model, tokenizer, questions: list[str], max_new_tokens: int =
     stops = stop_token_ids(tokenizer)
     answers, endings = [], []
     try:
-        for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
+        for start in tqdm(range(0, len(prompts), batch_size), desc=tr("generating", "生成中"), disable=not progress):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(device)
             with torch.no_grad():
@@ -174,12 +185,15 @@ def side_by_side(before: Evaluation, after: Evaluation, n: int = 3, width: int =
     def cut(text):
         return text if len(text) <= width else text[:width] + " ..."
 
+    def verdict(right):
+        return tr("right", "对") if right else tr("wrong", "错")
+
     blocks = []
     for i in range(min(n, len(before.questions))):
         blocks.append("\n".join([
             f"Q{i + 1}: {cut(before.questions[i])}",
-            f"  reference: {cut(before.references[i])}",
-            f"  before [{'right' if before.correct[i] else 'wrong'}]: {cut(before.predictions[i])}",
-            f"  after  [{'right' if after.correct[i] else 'wrong'}]: {cut(after.predictions[i])}",
+            tr("  reference: ", "  参考答案：") + cut(before.references[i]),
+            tr("  before [{}]: ", "  训练前 [{}]：").format(verdict(before.correct[i])) + cut(before.predictions[i]),
+            tr("  after  [{}]: ", "  训练后 [{}]：").format(verdict(after.correct[i])) + cut(after.predictions[i]),
         ]))
     return "\n\n".join(blocks)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from course_lib.ernie import END_OF_TURN
+from course_lib.language import tr
 
 LLAMA_CPP_PYTHON = "0.3.36"  # vendors llama.cpp with the converter; it knows Ernie4_5ForCausalLM
 LLAMA_CPP_PYTHON_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
@@ -60,8 +61,10 @@ def fetch_converter() -> Path:
                                  ":all:", "--require-hashes", "-r", str(pin), "-d", str(staging)],
                                 capture_output=True, text=True)
         if result.returncode != 0 or not (staging / SDIST).exists():
-            raise RuntimeError(f"pip could not download llama-cpp-python=={LLAMA_CPP_PYTHON} (the GGUF converter) "
-                               f"with sha256 {LLAMA_CPP_PYTHON_SHA256}:\n{result.stderr[-2000:]}")
+            raise RuntimeError(tr(f"pip could not download llama-cpp-python=={LLAMA_CPP_PYTHON} (the GGUF converter) "
+                                  f"with sha256 {LLAMA_CPP_PYTHON_SHA256}:",
+                                  f"pip 无法下载 llama-cpp-python=={LLAMA_CPP_PYTHON}（GGUF 转换器），"
+                                  f"sha256 {LLAMA_CPP_PYTHON_SHA256}：") + f"\n{result.stderr[-2000:]}")
         with tarfile.open(staging / SDIST) as archive:
             members = [m for m in archive.getmembers() if m.name.startswith(VENDORED)
                        and m.name[len(VENDORED):].startswith(CONVERTER_PARTS) and (m.isfile() or m.isdir())]
@@ -119,7 +122,8 @@ def converter_view(model_dir: Path, view: Path) -> Path:
 def run_tool(command: list[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        raise RuntimeError(tr(f"{what} failed (exit {result.returncode}):", f"{what} 失败（退出码 {result.returncode}）：")
+                           + f"\n{result.stderr[-3000:]}")
 
 
 def convert_to_gguf(model_dir, outfile, outtype: str = "f16") -> dict:
@@ -132,13 +136,15 @@ def convert_to_gguf(model_dir, outfile, outtype: str = "f16") -> dict:
     failed conversion leaves no .gguf that looks complete. Returns path, bytes and seconds.
     """
     if outtype not in OUTTYPES:
-        raise ValueError(f"outtype {outtype!r} is not one of {OUTTYPES}")
+        raise ValueError(tr(f"outtype {outtype!r} is not one of {OUTTYPES}", f"outtype {outtype!r} 不是 {OUTTYPES} 之一"))
     model_dir, outfile = Path(model_dir).resolve(), Path(outfile)
     for needed in ("config.json", "tokenizer.model", "tokenizer_config.json"):
         if not (model_dir / needed).exists():
-            raise FileNotFoundError(f"{model_dir} has no {needed}; llama.cpp's converter needs it (a folder saved "
-                                    f"with the course's saving format has them: tokenizer.save_vocabulary(folder) "
-                                    f"writes tokenizer.model)")
+            raise FileNotFoundError(tr(f"{model_dir} has no {needed}; llama.cpp's converter needs it (a folder saved "
+                                       f"with the course's saving format has them: tokenizer.save_vocabulary(folder) "
+                                       f"writes tokenizer.model)",
+                                       f"{model_dir} 里没有 {needed}；llama.cpp 的转换器需要它（按课程的保存格式保存的"
+                                       f"文件夹都有：tokenizer.save_vocabulary(folder) 会写出 tokenizer.model）"))
     home = fetch_converter()
     outfile.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -146,7 +152,7 @@ def convert_to_gguf(model_dir, outfile, outtype: str = "f16") -> dict:
         scratch = Path(scratch)
         view = converter_view(model_dir, scratch / "model")
         run_tool([sys.executable, str(home / "convert_hf_to_gguf.py"), str(view), "--outfile",
-                  str(scratch / "converted.gguf"), "--outtype", outtype], f"convert_hf_to_gguf.py on {model_dir}")
+                  str(scratch / "converted.gguf"), "--outtype", outtype], tr(f"convert_hf_to_gguf.py on {model_dir}", f"对 {model_dir} 运行 convert_hf_to_gguf.py"))
         added = json.loads((view / "tokenizer_config.json").read_text())["added_tokens_decoder"]
         (eot_id,) = [token_id for token_id, token in added.items() if token["content"] == END_OF_TURN]
         # Also drop the separator id (ERNIE's sep_token is <|end_of_sentence|>): llama.cpp uses it only for BERT's
@@ -155,7 +161,7 @@ def convert_to_gguf(model_dir, outfile, outtype: str = "f16") -> dict:
         run_tool([sys.executable, str(home / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py"),
                   str(scratch / "converted.gguf"), str(scratch / "final.gguf"), "--special-token-by-id", "eot",
                   eot_id, "--remove-metadata", "tokenizer.ggml.seperator_token_id", "--force"],
-                 "gguf_new_metadata.py (marking the end of turn)")
+                 tr("gguf_new_metadata.py (marking the end of turn)", "gguf_new_metadata.py（标记对话轮次的结束）"))
         os.replace(scratch / "final.gguf", outfile)
     return {"path": outfile, "bytes": outfile.stat().st_size, "seconds": time.perf_counter() - start}
 
@@ -177,7 +183,7 @@ def gguf_name(hf_name: str) -> str:
         return MODEL_NAMES[hf_name]
     parts = hf_name.split(".")  # model.layers.<i>.<module...>.weight
     if parts[:2] != ["model", "layers"] or ".".join(parts[3:-1]) not in BLOCK_NAMES:
-        raise KeyError(f"no llama.cpp name known for {hf_name}")
+        raise KeyError(tr(f"no llama.cpp name known for {hf_name}", f"不知道 {hf_name} 在 llama.cpp 中的名字"))
     return f"blk.{parts[2]}.{BLOCK_NAMES['.'.join(parts[3:-1])]}.{parts[-1]}"
 
 
@@ -203,13 +209,15 @@ def compare_tensors(gguf_file, model_dir) -> list[dict]:
     expected = {gguf_name(name): name for name in weights}
     missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or extra:
-        raise ValueError(f"{gguf_file} against {model_dir}: tensors missing {missing}, unexpected {extra}")
+        raise ValueError(tr(f"{gguf_file} against {model_dir}: tensors missing {missing}, unexpected {extra}",
+                            f"{gguf_file} 对比 {model_dir}：缺少张量 {missing}，多出张量 {extra}"))
     rows = []
     for name, hf_name in sorted(expected.items()):
         tensor, weight = stored[name], weights[hf_name].float().numpy()
         kind = tensor.tensor_type.name
         if tuple(int(n) for n in reversed(tensor.shape)) != weight.shape:  # GGUF lists dimensions innermost first
-            raise ValueError(f"{name}: shape {tuple(reversed(tensor.shape))} in the GGUF, {weight.shape} in {hf_name}")
+            raise ValueError(tr(f"{name}: shape {tuple(reversed(tensor.shape))} in the GGUF, {weight.shape} in {hf_name}",
+                                f"{name}：GGUF 中的形状为 {tuple(reversed(tensor.shape))}，{hf_name} 中为 {weight.shape}"))
         values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(weight.shape).astype(np.float32)
         diff = np.abs(values - weight)  # float32 holds every float16 value and every q8_0 product exactly
         if kind in ("F32", "F16"):
@@ -222,7 +230,8 @@ def compare_tensors(gguf_file, model_dir) -> list[dict]:
             ok = bool((diff.reshape(-1, Q8_BLOCK) <= allowed).all())
             bound = float(allowed.max())
         else:
-            raise ValueError(f"{name}: type {kind} is not one this check knows (F32, F16, Q8_0)")
+            raise ValueError(tr(f"{name}: type {kind} is not one this check knows (F32, F16, Q8_0)",
+                                f"{name}：这项检查不认识类型 {kind}（只认识 F32、F16、Q8_0）"))
         rows.append({"name": name, "type": kind, "max_abs_diff": float(diff.max()), "bound": bound, "ok": ok})
     return rows
 
@@ -274,4 +283,4 @@ def write_modelfile(gguf_file, model_dir) -> Path:
 if __name__ == "__main__":  # scripts/setup.sh: `python -m course_lib.export fetch`
     if sys.argv[1:] != ["fetch"]:
         sys.exit("usage: python -m course_lib.export fetch")
-    print(f"GGUF converter: {fetch_converter()}")
+    print(tr(f"GGUF converter: {fetch_converter()}", f"GGUF 转换器：{fetch_converter()}"))

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from course_lib.language import tr
+
 COLAB_CLONE = Path("/content/ernie-lora-course")  # where the install cell clones the course on Colab
 
 
@@ -17,8 +19,9 @@ def copy_out_script() -> Path:
         script = root / "examples" / "finetune_ernie.py"
         if script.exists():
             return script
-    raise FileNotFoundError("examples/finetune_ernie.py not found: run notebook 4 first, or clone the course "
-                            f"repository to {COLAB_CLONE}")
+    raise FileNotFoundError(tr("examples/finetune_ernie.py not found: run notebook 4 first, or clone the course "
+                               f"repository to {COLAB_CLONE}",
+                               f"找不到 examples/finetune_ernie.py：请先运行notebook 4，或把课程仓库克隆到 {COLAB_CLONE}"))
 
 
 def ensure_adapter(adapter_dir: Path, base_model: str, max_steps: int = 60) -> str:
@@ -26,9 +29,10 @@ def ensure_adapter(adapter_dir: Path, base_model: str, max_steps: int = 60) -> s
     running the copy-out script (the same Unsloth + TRL calls as notebook 4). Returns what happened."""
     adapter_dir = Path(adapter_dir)
     if (adapter_dir / "adapter_config.json").exists():
-        return f"found notebook 4's adapter in {adapter_dir}"
+        return tr(f"found notebook 4's adapter in {adapter_dir}", f"在 {adapter_dir} 找到了notebook 4 的适配器")
     if adapter_dir.name != "lora-adapter":
-        raise ValueError(f"the copy-out script writes to a folder named lora-adapter, not {adapter_dir.name}")
+        raise ValueError(tr(f"the copy-out script writes to a folder named lora-adapter, not {adapter_dir.name}",
+                            f"独立脚本 examples/finetune_ernie.py 写入名为 lora-adapter 的文件夹，而不是 {adapter_dir.name}"))
     from course_lib.data import load_math_dataset
 
     rows, data_choice = load_math_dataset("train")
@@ -42,6 +46,10 @@ def ensure_adapter(adapter_dir: Path, base_model: str, max_steps: int = 60) -> s
                "--output", str(adapter_dir.parent), "--max-steps", str(max_steps), "--no-merge"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"training the fallback adapter failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    return (f"notebook 4's adapter was not found: trained one with the course defaults ({max_steps} steps, "
-            f"{data_choice.source} data, {time.perf_counter() - start:.0f} s) into {adapter_dir}")
+        raise RuntimeError(tr("training the fallback adapter failed:", "训练备用适配器失败：")
+                           + f"\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    seconds = time.perf_counter() - start
+    return tr(f"notebook 4's adapter was not found: trained one with the course defaults ({max_steps} steps, "
+              f"{data_choice.source} data, {seconds:.0f} s) into {adapter_dir}",
+              f"没有找到notebook 4 的适配器：已按课程默认设置训练了一个（{max_steps} 步，"
+              f"{data_choice.source} 数据，{seconds:.0f} 秒），保存在 {adapter_dir}")

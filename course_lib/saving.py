@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_lib.language import tr
+
 
 def folder_size(path) -> int:
     """Bytes of every file under `path` (recursively); 0 for an empty or missing folder."""
@@ -41,7 +43,8 @@ def describe_folder(path) -> str:
     files = sorted((f for f in path.rglob("*") if f.is_file()), key=lambda f: (-f.stat().st_size, str(f)))
     width = max((len(str(f.relative_to(path))) for f in files), default=0)
     lines = [f"  {str(f.relative_to(path)):<{width}}  {human_size(f.stat().st_size):>9}" for f in files]
-    lines.append(f"{len(files)} files, {human_size(folder_size(path))} in {path}")
+    lines.append(tr(f"{len(files)} files, {human_size(folder_size(path))} in {path}",
+                    f"{len(files)} 个文件，共 {human_size(folder_size(path))}，位于 {path}"))
     return "\n".join(lines)
 
 
@@ -81,7 +84,8 @@ def compare_logits(model_a, model_b, input_ids, attention_mask) -> dict:
 
     a, b = logits_of(model_a), logits_of(model_b)
     if a.shape != b.shape:
-        raise ValueError(f"the models' logits have different shapes: {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(tr(f"the models' logits have different shapes: {tuple(a.shape)} and {tuple(b.shape)}",
+                            f"两个模型的 logits 形状不同：{tuple(a.shape)} 和 {tuple(b.shape)}"))
     keep = attention_mask.bool().cpu()
     a, b = a[keep], b[keep]  # (positions, vocabulary)
     diff = (a - b).abs()
@@ -99,9 +103,12 @@ def check_agreement(result: dict, tolerance: float, min_top1_agreement: float) -
     times the largest |logit|, and the top-1 next tokens must agree at `min_top1_agreement` % of positions."""
     relative = result["max_abs_diff"] / result["max_abs_logit"]
     passed = relative <= tolerance and result["top1_agreement"] >= min_top1_agreement
-    why = (f"largest difference {result['max_abs_diff']:.4f} = {100 * relative:.2f}% of the largest |logit| "
-           f"{result['max_abs_logit']:.2f} (allowed {100 * tolerance:g}%); same top-1 token at "
-           f"{result['top1_agreement']:.2f}% of {result['positions']} positions (needed {min_top1_agreement:g}%)")
+    why = tr(f"largest difference {result['max_abs_diff']:.4f} = {100 * relative:.2f}% of the largest |logit| "
+             f"{result['max_abs_logit']:.2f} (allowed {100 * tolerance:g}%); same top-1 token at "
+             f"{result['top1_agreement']:.2f}% of {result['positions']} positions (needed {min_top1_agreement:g}%)",
+             f"最大差值 {result['max_abs_diff']:.4f} = {100 * relative:.2f}% x 最大 |logit| "
+             f"{result['max_abs_logit']:.2f}（允许 {100 * tolerance:g}%）；top-1 token 相同的位置占 "
+             f"{result['top1_agreement']:.2f}%，共 {result['positions']} 个位置（需要 {min_top1_agreement:g}%）")
     return passed, why
 
 
@@ -128,8 +135,9 @@ def atomic_folder(final_path, required=()):
         yield staging
         missing = [name for name in required if not (staging / name).exists()]
         if missing:
-            raise FileNotFoundError(f"the save wrote {sorted(p.name for p in staging.iterdir())} but not {missing}: "
-                                    f"{final} was left as it was")
+            written = sorted(p.name for p in staging.iterdir())
+            raise FileNotFoundError(tr(f"the save wrote {written} but not {missing}: {final} was left as it was",
+                                       f"保存写出了 {written}，但缺少 {missing}：{final} 保持原样"))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -180,11 +188,15 @@ def check_free_disk(path, needed_bytes: int) -> str:
         where = where.parent
     free = shutil.disk_usage(where).free
     if free < needed_bytes:
-        raise OSError(f"not enough disk space to save to {path}: it needs about {human_size(needed_bytes)}, and "
-                      f"{where} has {human_size(free)} free ({human_size(needed_bytes - free)} short). Delete what "
-                      f"you no longer need (old checkpoint-* folders, earlier merged models), or save to another "
-                      f"disk, e.g. Google Drive on Colab.")
-    return f"{human_size(free)} free on the disk of {where}, about {human_size(needed_bytes)} needed"
+        raise OSError(tr(f"not enough disk space to save to {path}: it needs about {human_size(needed_bytes)}, and "
+                         f"{where} has {human_size(free)} free ({human_size(needed_bytes - free)} short). Delete what "
+                         f"you no longer need (old checkpoint-* folders, earlier merged models), or save to another "
+                         f"disk, e.g. Google Drive on Colab.",
+                         f"磁盘空间不足，无法保存到 {path}：大约需要 {human_size(needed_bytes)}，而 {where} 只剩 "
+                         f"{human_size(free)}（还差 {human_size(needed_bytes - free)}）。删除不再需要的文件（旧的 "
+                         f"checkpoint-* 文件夹、之前合并的模型），或者保存到另一块磁盘，例如 Colab 上的 Google Drive。"))
+    return tr(f"{human_size(free)} free on the disk of {where}, about {human_size(needed_bytes)} needed",
+              f"剩余 {human_size(free)}（{where} 所在磁盘），大约需要 {human_size(needed_bytes)}")
 
 
 # The merge checked where it happens, in weight space: every adapted matrix of the merged model must be
@@ -197,7 +209,8 @@ def read_safetensors(folder) -> dict:
 
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"no .safetensors file in {folder}: is it a saved model or adapter folder?")
+        raise FileNotFoundError(tr(f"no .safetensors file in {folder}: is it a saved model or adapter folder?",
+                                   f"{folder} 里没有 .safetensors 文件：它是保存好的模型或适配器文件夹吗？"))
     tensors = {}
     for file in files:
         tensors.update(load_file(file))
@@ -223,9 +236,12 @@ def lora_scaling(adapter_config: dict) -> float:
                    ("use_dora", "rank_pattern", "alpha_pattern", "fan_in_fan_out", "lora_bias", "modules_to_save")
                    if adapter_config.get(key)}
     if adapter_config.get("peft_type") != "LORA" or unsupported:
-        raise ValueError(f"the weight check recomputes plain LoRA (W + s·B·A) only; this adapter has "
-                         f"peft_type={adapter_config.get('peft_type')!r} and {unsupported or 'nothing else'}: "
-                         f"check its merge with the logit comparison alone")
+        peft_type = adapter_config.get("peft_type")
+        raise ValueError(tr(f"the weight check recomputes plain LoRA (W + s·B·A) only; this adapter has "
+                            f"peft_type={peft_type!r} and {unsupported or 'nothing else'}: "
+                            f"check its merge with the logit comparison alone",
+                            f"权重检查只重算普通 LoRA（W + s·B·A）；这个适配器是 peft_type={peft_type!r}，"
+                            f"另有 {unsupported or '无其他设置'}：请只用 logits 比较来验证它的合并"))
     r, alpha = adapter_config["r"], adapter_config["lora_alpha"]
     return alpha / math.sqrt(r) if adapter_config.get("use_rslora") else alpha / r
 
@@ -236,11 +252,13 @@ def adapter_deltas(adapter_tensors: dict) -> dict:
     for name, tensor in adapter_tensors.items():
         module, _, kind = name.removeprefix("base_model.model.").rpartition(".lora_")
         if kind not in ("A.weight", "B.weight"):
-            raise ValueError(f"adapter tensor {name!r} is not a LoRA A or B matrix: the weight check cannot place it")
+            raise ValueError(tr(f"adapter tensor {name!r} is not a LoRA A or B matrix: the weight check cannot place it",
+                                f"适配器张量 {name!r} 不是 LoRA 的 A 或 B 矩阵：权重检查无法确定它属于哪一层"))
         pairs.setdefault(f"{module}.weight", {})[kind[0]] = tensor
     missing = [name for name, pair in pairs.items() if len(pair) != 2]
     if missing:
-        raise ValueError(f"the adapter holds only one of lora_A / lora_B for {missing}")
+        raise ValueError(tr(f"the adapter holds only one of lora_A / lora_B for {missing}",
+                            f"对 {missing}，适配器只有 lora_A / lora_B 中的一个"))
     return {name: (pair["A"], pair["B"]) for name, pair in pairs.items()}
 
 
@@ -277,14 +295,18 @@ class WeightCheck:
     def summary(self) -> str:
         if self.adapted:
             name, error, ratio = self.worst
-            lines = [f"{len(self.adapted)} merged matrices against W + s·B·A rounded to {self.dtypes}: largest "
-                     f"|error| {error:.3g}; largest error / rounding bound {ratio:.3f} (needs <= 1), in {name}"]
+            lines = [tr(f"{len(self.adapted)} merged matrices against W + s·B·A rounded to {self.dtypes}: largest "
+                        f"|error| {error:.3g}; largest error / rounding bound {ratio:.3f} (needs <= 1), in {name}",
+                        f"{len(self.adapted)} 个合并后的矩阵与舍入到 {self.dtypes} 的 W + s·B·A 比较：最大 "
+                        f"|误差| {error:.3g}；误差 / 舍入界的最大值 {ratio:.3f}（需要 <= 1），出现在 {name}")]
         else:
-            lines = ["no merged matrix matched an adapted one: nothing of the adapter was checked"]
-        lines.append(f"{self.untouched_equal} other tensors bit-equal to the base's after the same cast")
-        lines += [f"  problem: {problem}" for problem in self.problems[:10]]
+            lines = [tr("no merged matrix matched an adapted one: nothing of the adapter was checked",
+                        "没有一个合并后的矩阵对应到适配器改动的矩阵：适配器的内容一点也没有验证")]
+        lines.append(tr(f"{self.untouched_equal} other tensors bit-equal to the base's after the same cast",
+                        f"其余 {self.untouched_equal} 个张量在同样的类型转换后与基座模型的逐位相同"))
+        lines += [tr(f"  problem: {problem}", f"  问题：{problem}") for problem in self.problems[:10]]
         if len(self.problems) > 10:
-            lines.append(f"  ... and {len(self.problems) - 10} more problems")
+            lines.append(tr(f"  ... and {len(self.problems) - 10} more problems", f"  ……还有 {len(self.problems) - 10} 个问题"))
         return "\n".join(lines)
 
 
@@ -306,17 +328,24 @@ def check_merged_weights(merged: dict, adapter_dir, base_dir) -> WeightCheck:
         for which, tensors in (("base", base), ("merged", merged)):
             head = tensors.pop("lm_head.weight", None)
             if head is not None and not torch.equal(tensors.setdefault("model.embed_tokens.weight", head), head):
-                problems.append(f"the {which} model ties lm_head to the embeddings, yet stores two different matrices")
-    problems += [f"{name} is in the base model but not in the merged model" for name in sorted(base.keys() - merged.keys())]
-    problems += [f"{name} is in the merged model but not in the base model" for name in sorted(merged.keys() - base.keys())]
-    problems += [f"the adapter changes {name}, which the base model does not have" for name in sorted(deltas.keys() - base.keys())]
+                problems.append(tr(f"the {which} model ties lm_head to the embeddings, yet stores two different matrices",
+                                   f"{ {'base': '基座', 'merged': '合并后的'}[which]}模型把 lm_head 与嵌入层"
+                                   "绑定，却存了两个不同的矩阵"))
+    problems += [tr(f"{name} is in the base model but not in the merged model", f"{name} 在基座模型里有，合并后的模型里没有")
+                 for name in sorted(base.keys() - merged.keys())]
+    problems += [tr(f"{name} is in the merged model but not in the base model", f"{name} 在合并后的模型里有，基座模型里没有")
+                 for name in sorted(merged.keys() - base.keys())]
+    problems += [tr(f"the adapter changes {name}, which the base model does not have", f"适配器改动了 {name}，而基座模型没有它")
+                 for name in sorted(deltas.keys() - base.keys())]
     for name in sorted(merged.keys() & base.keys()):
         stored, weight = merged[name], base[name]
         dtype_name = str(stored.dtype).removeprefix("torch.")
         dtypes[dtype_name] = dtypes.get(dtype_name, 0) + 1
         if stored.shape != weight.shape or not stored.is_floating_point() or not weight.is_floating_point():
-            problems.append(f"{name}: merged {stored.dtype} {tuple(stored.shape)} against base {weight.dtype} "
-                            f"{tuple(weight.shape)}; the check needs unquantized 16- or 32-bit weights on both sides")
+            problems.append(tr(f"{name}: merged {stored.dtype} {tuple(stored.shape)} against base {weight.dtype} "
+                               f"{tuple(weight.shape)}; the check needs unquantized 16- or 32-bit weights on both sides",
+                               f"{name}：合并后为 {stored.dtype} {tuple(stored.shape)}，基座模型为 {weight.dtype} "
+                               f"{tuple(weight.shape)}；这项检查要求两边都是未量化的 16-bit 或 32-bit 权重"))
         elif name in deltas:
             a, b = (m.float() for m in deltas[name])
             exact = weight.float() + scaling * (b @ a)
@@ -326,11 +355,14 @@ def check_merged_weights(merged: dict, adapter_dir, base_dir) -> WeightCheck:
             ratio = (error / rounding_bound(exact, stored.dtype, slack)).max().item()
             adapted[name] = (error.max().item(), ratio)
             if not ratio <= 1:  # also catches inf and nan
-                problems.append(f"{name}: error {ratio:.2f}x the rounding bound of {stored.dtype}")
+                problems.append(tr(f"{name}: error {ratio:.2f}x the rounding bound of {stored.dtype}",
+                                   f"{name}：误差是 {stored.dtype} 舍入界的 {ratio:.2f} 倍"))
         elif torch.equal(stored, weight.to(stored.dtype)):
             equal += 1
         else:
             changed = int((stored != weight.to(stored.dtype)).sum())
-            problems.append(f"{name}: no adapter touches it, yet {changed} of {stored.numel()} values differ from "
-                            f"the base's cast to {stored.dtype}")
+            problems.append(tr(f"{name}: no adapter touches it, yet {changed} of {stored.numel()} values differ from "
+                               f"the base's cast to {stored.dtype}",
+                               f"{name}：适配器没有改动它，却有 {changed} 个值（共 {stored.numel()} 个）与基座模型"
+                               f"转换为 {stored.dtype} 后的值不同"))
     return WeightCheck(adapted, equal, problems, dtypes)

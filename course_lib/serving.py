@@ -20,9 +20,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_lib.language import tr
+
 SERVING_PACKAGES = ("fastapi", "uvicorn", "starlette", "openai")  # what transformers[serving] adds
-INSTALL_HINT = ('pip install "transformers[serving]==5.17.0" (the course\'s requirements.txt pins it and '
-                "its extras; on Colab rerun the install cell)")
+def install_hint() -> str:
+    return tr('pip install "transformers[serving]==5.17.0" (the course\'s requirements.txt pins it and '
+              "its extras; on Colab rerun the install cell)",
+              'pip install "transformers[serving]==5.17.0"（课程的 requirements.txt 固定了它及其附加依赖的版本；'
+              "在 Colab 上请重新运行安装单元格）")
+
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
@@ -77,9 +83,12 @@ class Server:
         self.stop()
 
     def __str__(self) -> str:
-        state = f"pid {self.process.pid}, /health after {self.startup_s:.1f} s" if self.running() else \
-            f"stopped, exit code {self.process.returncode}"
-        return f"transformers {' '.join(self.command[3:])}\n  serving {self.base_url} ({state}); log: {self.log_path}"
+        state = tr(f"pid {self.process.pid}, /health after {self.startup_s:.1f} s",
+                   f"pid {self.process.pid}，{self.startup_s:.1f} 秒后 /health 应答") if self.running() else \
+            tr(f"stopped, exit code {self.process.returncode}", f"已停止，退出码 {self.process.returncode}")
+        return f"transformers {' '.join(self.command[3:])}\n  " + tr(
+            f"serving {self.base_url} ({state}); log: {self.log_path}",
+            f"服务地址 {self.base_url}（{state}）；日志：{self.log_path}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -95,8 +104,10 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise ServerError(f"port {port} on {host} is already in use ({error.strerror}): another server is "
-                              "listening there. Stop it, or leave port=None to pick a free port.") from None
+            raise ServerError(tr(f"port {port} on {host} is already in use ({error.strerror}): another server is "
+                                 "listening there. Stop it, or leave port=None to pick a free port.",
+                                 f"{host} 上的端口 {port} 已被占用（{error.strerror}）：另一个服务器正在那里监听。"
+                                 "请停止它，或者保留 port=None，自动选一个空闲端口。")) from None
 
 
 def check_serving_extras() -> None:
@@ -107,37 +118,48 @@ def check_serving_extras() -> None:
         try:
             importlib.import_module(name)
         except ImportError as error:
-            raise ServerError(f"transformers serve needs {name}, which cannot be imported here ({error}). "
-                              f"Install the serving extras: {INSTALL_HINT}.") from None
+            raise ServerError(tr(f"transformers serve needs {name}, which cannot be imported here ({error}). "
+                                 f"Install the serving extras: {install_hint()}.",
+                                 f"transformers serve 需要 {name}，但这里无法导入它（{error}）。"
+                                 f"请安装服务所需的附加依赖：{install_hint()}。")) from None
 
 
 def check_model_folder(folder: Path) -> None:
     """A complete saved model: config.json, all weight files whole, a tokenizer. Names the first thing missing."""
     if not folder.is_dir():
-        raise ServerError(f"{folder} does not exist (or is not a folder): save the merged model there first "
-                          "(save_pretrained_merged), or pass the folder it was saved to.")
+        raise ServerError(tr(f"{folder} does not exist (or is not a folder): save the merged model there first "
+                             "(save_pretrained_merged), or pass the folder it was saved to.",
+                             f"{folder} 不存在（或不是文件夹）：先把合并后的模型保存到那里（save_pretrained_merged），"
+                             "或者传入它实际保存的文件夹。"))
     if not (folder / "config.json").exists():
         adapter = (folder / "adapter_config.json").exists()
-        raise ServerError(f"{folder} has no config.json: " + (
-            "it is a LoRA adapter, and transformers serve loads only full models. Merge it first "
-            "(save_pretrained_merged with save_method='merged_16bit')." if adapter else
-            "it is not a complete saved model (a save that stopped halfway, or the wrong folder). Save it again."))
+        raise ServerError(tr(f"{folder} has no config.json: ", f"{folder} 里没有 config.json：") + (
+            tr("it is a LoRA adapter, and transformers serve loads only full models. Merge it first "
+               "(save_pretrained_merged with save_method='merged_16bit').",
+               "它是一个 LoRA 适配器，而 transformers serve 只加载完整的模型。请先合并"
+               "（save_pretrained_merged，save_method='merged_16bit'）。") if adapter else
+            tr("it is not a complete saved model (a save that stopped halfway, or the wrong folder). Save it again.",
+               "它不是一个完整保存的模型（保存中途停止了，或者文件夹不对）。请重新保存。")))
     try:
         json.loads((folder / "config.json").read_text())
     except json.JSONDecodeError as error:
-        raise ServerError(f"{folder / 'config.json'} is not valid JSON ({error}): the save did not finish. "
-                          "Save the model again.") from None
+        raise ServerError(tr(f"{folder / 'config.json'} is not valid JSON ({error}): the save did not finish. "
+                             "Save the model again.",
+                             f"{folder / 'config.json'} 不是有效的 JSON（{error}）：保存没有完成。请重新保存模型。")) from None
     weights = [name for name in WEIGHT_FILES if (folder / name).exists()]
     if not weights:
-        raise ServerError(f"{folder} has a config.json but no weights (none of {', '.join(WEIGHT_FILES)}): the save "
-                          "did not finish, or only the config was copied. Save the model again.")
+        raise ServerError(tr(f"{folder} has a config.json but no weights (none of {', '.join(WEIGHT_FILES)}): the save "
+                             "did not finish, or only the config was copied. Save the model again.",
+                             f"{folder} 里有 config.json，但没有权重（{', '.join(WEIGHT_FILES)} 一个都没有）：保存没有"
+                             "完成，或者只复制了配置文件。请重新保存模型。"))
     shards = [folder / weights[0]]
     if weights[0].endswith(".index.json"):
         shards = [folder / name for name in sorted(set(json.loads(shards[0].read_text())["weight_map"].values()))]
     for shard in shards:
         if not shard.exists():
-            raise ServerError(f"{shard.name} is listed in {weights[0]} but missing from {folder}: the save did not "
-                              "finish. Save the model again.")
+            raise ServerError(tr(f"{shard.name} is listed in {weights[0]} but missing from {folder}: the save did not "
+                                 "finish. Save the model again.",
+                                 f"{shard.name} 列在 {weights[0]} 里，但 {folder} 中没有它：保存没有完成。请重新保存模型。"))
         if shard.suffix == ".safetensors":
             from safetensors import safe_open
 
@@ -145,24 +167,31 @@ def check_model_folder(folder: Path) -> None:
                 with safe_open(shard, "pt"):
                     pass
             except Exception as error:
-                raise ServerError(f"{shard} is damaged or cut short ({error}): the save did not finish. "
-                                  "Save the model again.") from None
+                raise ServerError(tr(f"{shard} is damaged or cut short ({error}): the save did not finish. "
+                                     "Save the model again.",
+                                     f"{shard} 已损坏或不完整（{error}）：保存没有完成。请重新保存模型。")) from None
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
-        raise ServerError(f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): pass the tokenizer to "
-                          "save_pretrained_merged(folder, tokenizer, ...), or tokenizer.save_pretrained(folder).")
+        raise ServerError(tr(f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): pass the tokenizer to "
+                             "save_pretrained_merged(folder, tokenizer, ...), or tokenizer.save_pretrained(folder).",
+                             f"{folder} 里没有分词器（{', '.join(TOKENIZER_FILES)} 一个都没有）：把分词器传给 "
+                             "save_pretrained_merged(folder, tokenizer, ...)，或者运行 tokenizer.save_pretrained(folder)。"))
 
 
 def diagnose(log: str, host: str, port: int) -> str | None:
     """The cause, when the log of a server that exited names a known one; else its last error line."""
     if "address already in use" in log.lower():
-        return f"port {port} on {host} was taken by another program as the server started: start it again."
+        return tr(f"port {port} on {host} was taken by another program as the server started: start it again.",
+                  f"服务器启动时，{host} 上的端口 {port} 被另一个程序占用了：请再启动一次。")
     missing = re.search(r"No module named '([\w.]+)'|Missing dependencies for serving", log)
     if missing:
-        return f"transformers serve could not import {missing.group(1) or 'its serving extras'}: {INSTALL_HINT}."
+        what = missing.group(1) or tr("its serving extras", "服务所需的附加依赖")
+        return tr(f"transformers serve could not import {what}: {install_hint()}.",
+                  f"transformers serve 无法导入 {what}：{install_hint()}。")
     if "OutOfMemoryError" in log or "out of memory" in log:
-        return "the model did not fit in memory: free the GPU (del the other models, restart the runtime) first."
+        return tr("the model did not fit in memory: free the GPU (del the other models, restart the runtime) first.",
+                  "模型放不进显存（或内存）：请先释放 GPU（del 其他模型，或重启运行时）。")
     errors = re.findall(r"^(?:\w+\.)*\w*(?:Error|Exception): .+$", log, re.M)
-    return f"it ended with {errors[-1]}" if errors else None
+    return tr(f"it ended with {errors[-1]}", f"它以 {errors[-1]} 结束") if errors else None
 
 
 def start_server(folder, port: int | None = None, host: str = "127.0.0.1", device: str = "cpu",
@@ -194,12 +223,17 @@ def start_server(folder, port: int | None = None, host: str = "127.0.0.1", devic
         while not _healthy(host, port):
             if process.poll() is not None:
                 log_text = log_path.read_text(errors="replace")
-                cause = diagnose(log_text, host, port) or "see the last lines of its log below"
-                raise ServerError(f"transformers serve exited with code {process.returncode} before /health "
-                                  f"answered: {cause}\n--- {log_path} ---\n{server.log_tail()}")
+                cause = diagnose(log_text, host, port) or tr("see the last lines of its log below",
+                                                              "请看下面日志的最后几行")
+                raise ServerError(tr(f"transformers serve exited with code {process.returncode} before /health "
+                                     f"answered: {cause}",
+                                     f"transformers serve 在 /health 应答之前就退出了，退出码 {process.returncode}："
+                                     f"{cause}") + f"\n--- {log_path} ---\n{server.log_tail()}")
             if time.perf_counter() - start > timeout:
-                raise ServerError(f"transformers serve did not answer /health within {timeout:.0f} s (a large model "
-                                  f"on a slow machine? raise timeout=)\n--- {log_path} ---\n{server.log_tail()}")
+                raise ServerError(tr(f"transformers serve did not answer /health within {timeout:.0f} s (a large model "
+                                     f"on a slow machine? raise timeout=)",
+                                     f"transformers serve 在 {timeout:.0f} 秒内没有应答 /health（在慢机器上加载大模型？"
+                                     f"请调大 timeout=）") + f"\n--- {log_path} ---\n{server.log_tail()}")
             time.sleep(0.25)
     except BaseException:
         server.stop()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 
+from course_lib.language import tr
+
 DESCRIPTION_WIDTH = "110px"  # the same for every slider, so that their tracks line up under one another
 SLIDER_WIDTH = "560px"
 RANKS = (8, 16, 32, 64)  # the ranks the notebooks advise; the settings' own rank is added when it is another
@@ -30,8 +32,9 @@ def lora_parameter_count(shapes: list[tuple[str, int, int]], r: int) -> int:
 
 def loaded_model_name(choice) -> str:
     """What a `models.ModelChoice` loaded, in words: the Hub id, or which offline stand-in."""
-    return {"tiny": "the tiny ERNIE-4.5 stand-in (offline)",
-            "random-0.3b": "ERNIE-4.5-0.3B's shape with random weights (offline)"}.get(choice.source, choice.name_or_path)
+    return {"tiny": tr("the tiny ERNIE-4.5 stand-in (offline)", "ERNIE-4.5 的离线替身模型"),
+            "random-0.3b": tr("ERNIE-4.5-0.3B's shape with random weights (offline)",
+                              "ERNIE-4.5-0.3B 的结构，随机权重（离线）")}.get(choice.source, choice.name_or_path)
 
 
 def t4_line(t4_run: dict, current=None, **changes) -> str:
@@ -40,7 +43,9 @@ def t4_line(t4_run: dict, current=None, **changes) -> str:
     from course_lib.budget import budget_readout, shape_of
 
     run = {**t4_run, **changes}
-    return f"<b>For {html.escape(shape_of(run['model']).label)}</b> (MODEL_NAME): " + budget_readout(current=current, **run)
+    label = html.escape(shape_of(run["model"]).label)
+    return tr(f"<b>For {label}</b> (MODEL_NAME): ", f"<b>对于 {label}</b>（MODEL_NAME）：") + \
+        budget_readout(current=current, **run)
 
 
 def number(value) -> str:
@@ -78,14 +83,16 @@ def rank_slider(shapes, total_parameters: int, value: int, lora_alpha: int, load
 
     def describe(r):
         trainable = lora_parameter_count(shapes, r)
+        name, share = html.escape(loaded_model_name(loaded)), f"{100 * trainable / total_parameters:.2f}%"
         lines = [f"lora_alpha = LORA_ALPHA x r / LORA_R = {lora_alpha} x {r} / {value} = {number(lora_alpha * r // value)}",
-                 f"<b>Loaded model</b>, {html.escape(loaded_model_name(loaded))}: {number(f'{trainable:,}')} trainable "
-                 f"parameters in {len(shapes)} layers = {number(f'{100 * trainable / total_parameters:.2f}%')} of its "
-                 f"{number(f'{total_parameters:,}')}"]
+                 tr(f"<b>Loaded model</b>, {name}: {number(f'{trainable:,}')} trainable parameters in {len(shapes)} "
+                    f"layers = {number(share)} of its {number(f'{total_parameters:,}')}",
+                    f"<b>已加载的模型</b>，{name}：{number(f'{trainable:,}')} 个可训练参数，分布在 {len(shapes)} "
+                    f"层中，占比 {number(share)}（共 {number(f'{total_parameters:,}')} 个参数）")]
         return lines + ([t4_line(t4_run, current, r=r)] if t4_run else [])
 
     options = sorted({*RANKS, value})  # LORA_R = 12 must not break the cell
-    slider = widgets.SelectionSlider(options=options, value=value, description="LoRA rank r")
+    slider = widgets.SelectionSlider(options=options, value=value, description=tr("LoRA rank r", "LoRA 秩 r"))
     return _with_readout(slider, describe)
 
 
@@ -95,15 +102,17 @@ def learning_rate_slider(value: float = 2e-4):
 
     def describe(lr):
         if lr > 1e-3:
-            advice = ("high for LoRA (its usual range is 1e-4 to 5e-4): watch the loss for spikes; the tiny "
-                      "stand-in takes more (exercise 1)")
+            advice = tr("high for LoRA (its usual range is 1e-4 to 5e-4): watch the loss for spikes; the tiny "
+                        "stand-in takes more (exercise 1)",
+                        "对 LoRA 来说偏高（常用范围是 1e-4 到 5e-4）：留意损失是否突然飙升；离线替身模型能承受更高的"
+                        "学习率（练习 1）")
         elif lr < 2e-5:
-            advice = "low for LoRA: the loss will fall slowly"
+            advice = tr("low for LoRA: the loss will fall slowly", "对 LoRA 来说偏低：损失会下降得很慢")
         else:
-            advice = "the usual LoRA range (1e-4 to 5e-4 is typical)"
-        return [f"learning rate = {number(f'{lr:.1e}')}: {advice}"]
+            advice = tr("the usual LoRA range (1e-4 to 5e-4 is typical)", "LoRA 的常用范围（通常为 1e-4 到 5e-4）")
+        return [tr(f"learning rate = {number(f'{lr:.1e}')}: {advice}", f"学习率 = {number(f'{lr:.1e}')}：{advice}")]
 
-    slider = widgets.FloatLogSlider(value=value, base=10, min=-6, max=-2, step=0.1, description="learning rate",
+    slider = widgets.FloatLogSlider(value=value, base=10, min=-6, max=-2, step=0.1, description=tr("learning rate", "学习率"),
                                     readout_format=".1e")
     return _with_readout(slider, describe)
 
@@ -125,20 +134,27 @@ def steps_slider(value: int, batch_size: int, accumulation: int, gpus: int, toke
 
     def epochs(steps, per_row, per_step):
         examples = round(steps * per_step * per_row)
-        packed = f"packed rows of about {per_row:.1f} examples" if per_row > 1 else "rows of 1 example (unpacked)"
-        return (f"{per_step} {packed}; one epoch of {dataset_rows:,} examples = "
-                f"{number(math.ceil(dataset_rows / (per_step * per_row)))} steps; {steps} steps = {number(f'{examples:,}')} examples = {number(f'{examples / dataset_rows:.2f}')} "
-                f"epochs = about {number(f'{examples * tokens_per_example:,.0f}')} tokens")
+        packed = (tr(f"packed rows of about {per_row:.1f} examples", f"个打包行，每行约 {per_row:.1f} 个样本")
+                  if per_row > 1 else tr("rows of 1 example (unpacked)", "行，每行 1 个样本（不打包）"))
+        epoch_steps = number(math.ceil(dataset_rows / (per_step * per_row)))
+        shown, epoch_count = number(f"{examples:,}"), number(f"{examples / dataset_rows:.2f}")
+        tokens = number(f"{examples * tokens_per_example:,.0f}")
+        return tr(f"{per_step} {packed}; one epoch of {dataset_rows:,} examples = {epoch_steps} steps; {steps} steps = "
+                  f"{shown} examples = {epoch_count} epochs = about {tokens} tokens",
+                  f"{per_step} {packed}；{dataset_rows:,} 个样本的一个 epoch = {epoch_steps} 步；{steps} 步 = "
+                  f"{shown} 个样本 = {epoch_count} 个 epoch = 约 {tokens} 个 token")
 
     def describe(steps):
-        lines = [f"<b>Here</b> ({gpus} device(s), {batch_size} x {accumulation} accumulation a step): "
+        lines = [tr(f"<b>Here</b> ({gpus} device(s), {batch_size} x {accumulation} accumulation a step): ",
+                    f"<b>本机</b>（{gpus} 个设备，每步 {batch_size} x {accumulation} 梯度累积）：")
                  + epochs(steps, examples_per_row, effective)]
         if t4_run:
             t4_per_row = t4_run["max_length"] / t4_run["example_tokens"] if t4_run["packing"] else 1
             t4_batch = t4_run["batch"] * t4_run.get("accumulation", 1)
-            lines += [f"<b>On a T4</b> (1 device, packing {'on' if t4_run['packing'] else 'off'}): "
+            packing = tr("on", "开") if t4_run["packing"] else tr("off", "关")
+            lines += [tr(f"<b>On a T4</b> (1 device, packing {packing}): ", f"<b>在 T4 上</b>（1 个设备，打包：{packing}）：")
                       + epochs(steps, t4_per_row, t4_batch), t4_line(t4_run, current, steps=steps)]
         return lines
 
-    slider = widgets.IntSlider(value=value, min=1, max=max(max_steps, value), step=1, description="max steps")
+    slider = widgets.IntSlider(value=value, min=1, max=max(max_steps, value), step=1, description=tr("max steps", "最大步数"))
     return _with_readout(slider, describe)

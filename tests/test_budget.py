@@ -3,6 +3,7 @@ right way when a slider moves, and warn when a run will not fit. Arithmetic, exc
 taken from the real config on PyTorch's meta device (shapes without weights)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,19 @@ def test_bad_settings_are_refused_with_the_choices():
         budget.estimate(gpu="V100")
     with pytest.raises(ValueError, match="fp8"):
         budget.estimate(precision="fp8")
+
+
+def test_in_chinese_the_warnings_name_the_same_numbers_and_fixes(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    too_big, tight = budget.estimate(batch=64), budget.estimate(batch=56)
+    english = budget.warning(too_big), budget.warning(tight)
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    assert budget.warning(too_big).startswith("放不下：约需 ") and "显存" in budget.warning(too_big)
+    assert budget.warning(tight).startswith("很紧：")
+    for en, zh in zip(english, (budget.warning(too_big), budget.warning(tight))):
+        numbers = r"\d+(?:\.\d+)?%?"
+        assert re.findall(numbers, en) == re.findall(numbers, zh)  # the same values, in the same order
+        assert "max_length" in zh
+    assert "不支持 bf16" in budget.warning(budget.estimate(precision="bf16"), precision="bf16")
+    assert str(budget.estimate()).endswith("（估算）")

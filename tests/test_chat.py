@@ -63,3 +63,13 @@ def test_new_chat_forgets_the_conversation_and_boxes_do_not_share_one():
     assert second.conversation == []
     first.children[0].children[2].click()  # "New chat"
     assert first.conversation == [] and "No questions yet" in first.history.value
+
+
+def test_in_chinese_the_box_and_its_turns_are_labelled_in_chinese(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    box = chat_box(lambda conversation: "4")
+    assert (box.send.description, box.text.placeholder) == ("发送", "输入问题，然后按“发送”")
+    box.ask("2+2?")
+    assert "<b>你:</b> 2+2?" in box.history.value and "<b>模型:</b> 4" in box.history.value

@@ -174,3 +174,16 @@ def test_side_by_side_shows_reference_before_and_after():
     assert text.splitlines()[0] == "Q1: What is 2 + 2?"
     assert "before [wrong]: 5" in text and "after  [right]: 2 + 2 = 4." in text
     assert evaluation.side_by_side(before, after, n=1, width=3).endswith("2 + ...")
+
+
+def test_in_chinese_the_summary_and_the_side_by_side_name_the_same_numbers(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    result = Evaluation(["q1", "q2"], ["1", "2"], ["1", "5"], [True, False], [END_OF_TURN, None], left_out=1)
+    assert result.summary() == (f"最终数字正确 1/2 = 50.0%（95% 置信区间 9.5-90.5%）；停在 {END_OF_TURN} "
+                                f"1/2 = 50.0%（95% 置信区间 9.5-90.5%）；结束方式：1 个停在 {END_OF_TURN}，1 个用完 token"
+                                "；略去 1 行（参考答案里没有明确的最终数字）")
+    assert "训练前 [错]：5" in side_by_side(result, result, n=2)
+    assert paired_test([True, False], [True, True]).summary("最终数字正确").startswith(
+        "最终数字正确：1 题仅训练后正确，0 题仅训练前正确，1 题前后相同；精确 McNemar 检验 p = 1：")
