@@ -10,18 +10,20 @@ from pathlib import Path
 
 from course_lib.language import tr
 
-COLAB_CLONE = Path("/content/ernie-lora-course")  # where the install cell clones the course on Colab
+CLONE_NAME = "ernie-lora-course"  # the install cell clones the course beside the notebook under this name
 
 
 def copy_out_script() -> Path:
-    """examples/finetune_ernie.py, in this checkout or in the Colab clone."""
-    for root in (Path(__file__).resolve().parent.parent, COLAB_CLONE):
+    """examples/finetune_ernie.py, in this checkout or in the install cell's clone (beside the notebook; on
+    Colab /content/ernie-lora-course)."""
+    clones = [Path(__file__).resolve().parent.parent, Path.cwd() / CLONE_NAME, Path("/content") / CLONE_NAME]
+    for root in clones:
         script = root / "examples" / "finetune_ernie.py"
         if script.exists():
             return script
     raise FileNotFoundError(tr("examples/finetune_ernie.py not found: run notebook 4 first, or clone the course "
-                               f"repository to {COLAB_CLONE}",
-                               f"找不到 examples/finetune_ernie.py：请先运行notebook 4，或把课程仓库克隆到 {COLAB_CLONE}"))
+                               f"repository to {clones[1]}",
+                               f"找不到 examples/finetune_ernie.py：请先运行 notebook 4，或把课程仓库克隆到 {clones[1]}"))
 
 
 def ensure_adapter(adapter_dir: Path, base_model: str, max_steps: int = 60) -> str:

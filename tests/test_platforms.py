@@ -44,3 +44,20 @@ def test_without_the_setting_the_work_folder_is_in_the_platforms_kept_folder(mon
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert work_dir() == (tmp_path / "kaggle-working" / "ernie-course").resolve()
+
+
+def test_the_fallback_finds_the_copy_out_script_in_the_install_cells_clone(monkeypatch, tmp_path):
+    """The install cell clones the course beside the notebook (os.path.abspath("ernie-lora-course")); where
+    course_lib is installed as a package, that clone is where notebook 5's fallback finds the script."""
+    from course_lib import fallbacks
+
+    script = tmp_path / fallbacks.CLONE_NAME / "examples" / "finetune_ernie.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    monkeypatch.setattr(fallbacks, "__file__", str(tmp_path / "site-packages" / "course_lib" / "fallbacks.py"))
+    monkeypatch.chdir(tmp_path)
+    assert fallbacks.copy_out_script() == script
+    (tmp_path / "site-packages").mkdir()
+    monkeypatch.chdir(tmp_path / "site-packages")
+    with pytest.raises(FileNotFoundError, match="clone the course repository to"):
+        fallbacks.copy_out_script()
