@@ -24,7 +24,8 @@ EXERCISES = {"01_setup": 3, "02_lora_configuration": 3, "03_data_formatting": 4,
              "05_merge_and_save": 6}
 # The heading that opens the exercises, per edition; a translation keeps the numbered list under its own.
 EXERCISES_HEADING = {"en": "## Exercises", "zh": "## 练习"}
-TITLE = re.compile(r'# @title Solution (\d+): \S.* \{ display-mode: "form" \}$')
+# How a solution's form title starts, per edition (sync_edition.py leaves the title's text to the edition).
+TITLE_START = {"en": "Solution {number}: ", "zh": "答案 {number}："}
 SWITCH_CELL = ("%load_ext course_lib.solutions\n"
                "SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)")
 
@@ -36,7 +37,7 @@ def exercise_count(markdown: str, heading: str) -> int:
     return len(re.findall(r"^\d+\. ", section, flags=re.MULTILINE))
 
 
-def solution_problems(notebook, heading: str, expected: int | None = None) -> list[str]:
+def solution_problems(notebook, heading: str, expected: int | None = None, edition: str = "en") -> list[str]:
     """What is wrong with the exercises and solutions of `notebook` (a jupytext/nbformat notebook); [] if
     nothing. `expected`: how many exercises it must have. Cells are numbered from 1 as a notebook shows them."""
     cells = notebook.cells
@@ -64,9 +65,9 @@ def solution_problems(notebook, heading: str, expected: int | None = None) -> li
     for number, i in enumerate(code_after[1:], 1):
         cell, where = cells[i], f"cell {i + 1} (solution {number})"
         first_line, second_line = (cell.source.splitlines() + ["", ""])[:2]
-        match = TITLE.match(first_line)
-        if not match or int(match.group(1)) != number:
-            problems.append(f"{where} starts {first_line!r}, not '# @title Solution {number}: <name> "
+        start = TITLE_START[edition].format(number=number)
+        if not re.fullmatch(rf'# @title {re.escape(start)}\S.* \{{ display-mode: "form" \}}', first_line):
+            problems.append(f"{where} starts {first_line!r}, not '# @title {start}<name> "
                             '{ display-mode: "form" }\'')
         if second_line != "%%solution":
             problems.append(f"{where}: its second line is {second_line!r}, not '%%solution' (Run All would run it)")
@@ -84,7 +85,7 @@ def solution_problems(notebook, heading: str, expected: int | None = None) -> li
 def test_every_exercise_has_a_folded_solution(path):
     edition = path.parent.name
     assert edition in EXERCISES_HEADING, f"{edition}: add its exercises heading to EXERCISES_HEADING"
-    problems = solution_problems(jupytext.read(path), EXERCISES_HEADING[edition], EXERCISES[path.stem])
+    problems = solution_problems(jupytext.read(path), EXERCISES_HEADING[edition], EXERCISES[path.stem], edition)
     hint = "" if edition == "en" else f"; after changing notebooks/en, run `python scripts/sync_edition.py {edition}`"
     assert not problems, f"{path.relative_to(ROOT)}:\n  " + "\n  ".join(problems) + hint
 
