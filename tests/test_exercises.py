@@ -200,3 +200,11 @@ def test_form_lines_move_below_the_magic_and_nothing_else_moves():
     assert solutions.magic_after_form_lines(cell) == [cell[1], cell[0], cell[2]]
     for unchanged in (["# a comment\n", "%%solution\n"], ["%%solution\n", "# @title x\n"], ["# @title x\n", "x = 1\n"]):
         assert solutions.magic_after_form_lines(unchanged) == unchanged
+
+
+def test_a_skipped_solution_says_so_in_chinese_in_the_chinese_edition(tmp_path, monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")  # the kernel inherits it, as from the notebook's set_language("zh")
+    notebook = executed([SWITCH_CELL, SOLUTION], tmp_path, solutions_env=None)
+    assert text_of(notebook.cells[1]) == solutions.SKIPPED_ZH + "\n" and "SHOW_SOLUTIONS = True" in solutions.SKIPPED_ZH
