@@ -8,6 +8,7 @@ from pathlib import Path
 
 from course_lib.ernie import END_OF_TURN, OFFICIAL_CHAT_TEMPLATE
 from course_lib.evaluation import stop_token_ids
+from course_lib.language import tr
 
 
 def generation_prompt(tokenizer, messages: list[dict]) -> str:
@@ -40,17 +41,24 @@ def saving_format(model, tokenizer):
     """
     vocab_file = getattr(tokenizer, "vocab_file", None)
     if not vocab_file or not Path(vocab_file).is_file():
-        raise FileNotFoundError(
+        raise FileNotFoundError(tr(
             f"this tokenizer ({tokenizer.name_or_path}) was loaded without its SentencePiece tokenizer.model, which "
             "GGUF conversion needs. Load it from a folder that has one (the Hub model, the course's stand-in, or a "
-            "folder saved by the course, which copies it with tokenizer.save_vocabulary(folder)).")
+            "folder saved by the course, which copies it with tokenizer.save_vocabulary(folder)).",
+            f"这个分词器（{tokenizer.name_or_path}）加载时没有带上它的 SentencePiece tokenizer.model，而 GGUF 转换需要它。"
+            "请从有这个文件的文件夹加载（Hub 上的模型、课程的离线替身模型，或课程保存的文件夹：课程会用 "
+            "tokenizer.save_vocabulary(folder) 复制它）。"))
     stops = stop_token_ids(tokenizer)
     if len(stops) != 2:
-        raise ValueError(f"the tokenizer has no {END_OF_TURN} token to stop at: is it ERNIE-4.5's?")
+        raise ValueError(tr(f"the tokenizer has no {END_OF_TURN} token to stop at: is it ERNIE-4.5's?",
+                            f"分词器没有可以停下的 {END_OF_TURN} token：它是 ERNIE-4.5 的分词器吗？"))
     before = model.generation_config.eos_token_id, tokenizer.chat_template
     model.generation_config.eos_token_id, tokenizer.chat_template = stops, OFFICIAL_CHAT_TEMPLATE
     try:
-        yield (f"saving format: generate() stops at ids {stops} ({', '.join(tokenizer.convert_ids_to_tokens(stops))}); "
-               f"chat template: ERNIE's official one; tokenizer.model from {vocab_file}")
+        tokens = ', '.join(tokenizer.convert_ids_to_tokens(stops))
+        yield tr(f"saving format: generate() stops at ids {stops} ({tokens}); "
+                 f"chat template: ERNIE's official one; tokenizer.model from {vocab_file}",
+                 f"保存格式：generate() 在 id {stops}（{tokens}）处停下；对话模板：ERNIE 的官方模板；"
+                 f"tokenizer.model 来自 {vocab_file}")
     finally:
         model.generation_config.eos_token_id, tokenizer.chat_template = before

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from course_lib.ernie import DEFAULT_MODEL
+from course_lib.language import tr
 
 LIBRARIES = ("unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
 PRECISION_ENV = "ERNIE_COURSE_PRECISION"  # fp16 / bf16 / fp32: e.g. train on an A100 as a T4 would
@@ -46,26 +47,32 @@ def choose_precision(capability: tuple[int, int] | None, force: str | None = Non
     `force` ("fp16", "bf16" or "fp32"; default: $ERNIE_COURSE_PRECISION) overrides the choice where the
     hardware allows it, e.g. fp16 on an A100 to train as a T4 would.
     """
-    source = "the notebook's settings"
+    source = tr("the notebook's settings", "notebook 的设置")
     if force is None and os.environ.get(PRECISION_ENV):
         force, source = os.environ[PRECISION_ENV].strip().lower(), f"{PRECISION_ENV}={os.environ[PRECISION_ENV]}"
     if force is not None:
         if force not in ("fp16", "bf16", "fp32"):
-            raise ValueError(f"precision {force!r} is not one of fp16, bf16, fp32")
+            raise ValueError(tr(f"precision {force!r} is not one of fp16, bf16, fp32",
+                                f"精度 {force!r} 不是 fp16、bf16、fp32 之一"))
         if capability is None and force != "fp32":
-            raise ValueError(f"{force} was asked for, but there is no GPU: on a CPU the course trains in fp32")
+            raise ValueError(tr(f"{force} was asked for, but there is no GPU: on a CPU the course trains in fp32",
+                                f"要求使用 {force}，但这里没有 GPU：在 CPU 上课程用 fp32 训练"))
         if force == "bf16" and capability[0] < 8:
-            raise ValueError(f"bf16 was asked for, but this GPU is compute capability {capability[0]}.{capability[1]}"
-                             " and bf16 needs 8.0 or more: use fp16 (or None to let the course choose)")
-        return Precision(force, f"forced to {force} by {source}")
+            raise ValueError(tr(f"bf16 was asked for, but this GPU is compute capability {capability[0]}.{capability[1]}"
+                                " and bf16 needs 8.0 or more: use fp16 (or None to let the course choose)",
+                                f"要求使用 bf16，但这块 GPU 的计算能力是 {capability[0]}.{capability[1]}，"
+                                "bf16 需要 8.0 或以上：请用 fp16（或设为 None，让课程来选）"))
+        return Precision(force, tr(f"forced to {force} by {source}", f"由 {source} 强制设为 {force}"))
     if capability is None:
-        return Precision("fp32", "no GPU: the CPU path trains in fp32 (mixed precision on a CPU is slow or emulated)")
+        return Precision("fp32", tr("no GPU: the CPU path trains in fp32 (mixed precision on a CPU is slow or emulated)",
+                                    "没有 GPU：CPU 路径用 fp32 训练（CPU 上的混合精度很慢，或只是模拟）"))
     major, minor = capability
     if major >= 8:
-        return Precision("bf16", f"compute capability {major}.{minor} >= 8.0 has native bf16 (no loss scaling needed)")
-    return Precision(
-        "fp16", f"compute capability {major}.{minor} < 8.0 has no native bf16 (a T4 is 7.5), so fp16 with loss scaling"
-    )
+        return Precision("bf16", tr(f"compute capability {major}.{minor} >= 8.0 has native bf16 (no loss scaling needed)",
+                                    f"计算能力 {major}.{minor} >= 8.0，原生支持 bf16（不需要损失缩放）"))
+    return Precision("fp16", tr(
+        f"compute capability {major}.{minor} < 8.0 has no native bf16 (a T4 is 7.5), so fp16 with loss scaling",
+        f"计算能力 {major}.{minor} < 8.0，没有原生 bf16（T4 是 7.5），所以用 fp16 加损失缩放"))
 
 
 @dataclass(frozen=True)
@@ -138,21 +145,36 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
     rows = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "gpu": f"{card.name} (compute capability {card.capability[0]}.{card.capability[1]}, "
-        f"{card.memory_gib:.1f} GiB)" if card else "none (CPU only)",
+        "gpu": tr(f"{card.name} (compute capability {card.capability[0]}.{card.capability[1]}, "
+                  f"{card.memory_gib:.1f} GiB)", f"{card.name}（计算能力 {card.capability[0]}.{card.capability[1]}，"
+                  f"显存 {card.memory_gib:.1f} GiB）") if card else tr("none (CPU only)", "无（只有 CPU）"),
         **library_versions(),
         "unsloth backend": unsloth_backend(),
-        "colab": "yes" if in_colab() else "no",
+        "colab": tr("yes", "是") if in_colab() else tr("no", "否"),
     }
     if check_hub:
-        rows["hugging face hub"] = "reachable" if hub_reachable() else "NOT reachable (offline fallbacks will be used)"
+        rows["hugging face hub"] = (tr("reachable", "可以访问") if hub_reachable() else
+                                    tr("NOT reachable (offline fallbacks will be used)", "无法访问（将使用离线替代）"))
     rows["precision"] = f"{precision.name}: {precision.reason}"
     return rows
 
 
+# The report's row names in Chinese (its keys stay English: code reads rows["precision"]); library names stay.
+ROW_NAMES_ZH = {"python": "Python", "torch": "torch", "gpu": "GPU", "unsloth backend": "Unsloth 后端", "colab": "Colab",
+                "hugging face hub": "Hugging Face Hub", "precision": "精度"}
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a monospaced font: Chinese characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def format_report(rows: dict[str, str]) -> str:
-    width = max(map(len, rows))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
+    names = {key: tr(key, ROW_NAMES_ZH.get(key, key)) for key in rows}
+    width = max(map(display_width, names.values()))
+    return "\n".join(f"{names[key]}{' ' * (width - display_width(names[key]))}  {value}" for key, value in rows.items())
 
 
 @dataclass(frozen=True)
@@ -163,8 +185,9 @@ class Memory:
     total_gib: float
 
     def __str__(self) -> str:
-        peak = f", peak {self.peak_gib:.2f} GiB" if self.peak_gib is not None else ""
-        return f"{self.device}: {self.used_gib:.2f} GiB used of {self.total_gib:.1f} GiB{peak}"
+        peak = tr(f", peak {self.peak_gib:.2f} GiB", f"，峰值 {self.peak_gib:.2f} GiB") if self.peak_gib is not None else ""
+        return tr(f"{self.device}: {self.used_gib:.2f} GiB used of {self.total_gib:.1f} GiB{peak}",
+                  f"{self.device}：已用 {self.used_gib:.2f} GiB，共 {self.total_gib:.1f} GiB{peak}")
 
 
 def memory() -> Memory:
@@ -175,5 +198,5 @@ def memory() -> Memory:
     if torch.cuda.is_available():
         return Memory(torch.cuda.get_device_name(0), torch.cuda.memory_reserved() / 2**30,
                       torch.cuda.max_memory_reserved() / 2**30, torch.cuda.get_device_properties(0).total_memory / 2**30)
-    return Memory("CPU RAM (this process)", psutil.Process().memory_info().rss / 2**30, None,
+    return Memory(tr("CPU RAM (this process)", "CPU 内存（本进程）"), psutil.Process().memory_info().rss / 2**30, None,
                   psutil.virtual_memory().total / 2**30)

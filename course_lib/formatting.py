@@ -11,6 +11,7 @@ import bisect
 import math
 
 from course_lib.ernie import IGNORE_INDEX
+from course_lib.language import tr
 from course_lib.training import label_runs
 
 # datasets.map's default batch_size. TRL's pack_dataset packs with a batched map, so each block of this many
@@ -21,10 +22,12 @@ TRL_PACK_BLOCK = 1000
 def show_trained_tokens(tokenizer, input_ids: list[int], mask: list[int]) -> str:
     """The decoded text, with every run of untrained tokens (mask 0) written as `[masked: ...]`.
 
-    Trained tokens (mask 1) are shown as they are; special tokens are kept so the end marker shows.
+    Trained tokens (mask 1) are shown as they are; special tokens are kept so the end marker shows. The marker
+    stays `[masked: ...]` in every language: it is part of the text the notebooks count (`.count('[masked: ')`).
     """
     if len(input_ids) != len(mask):
-        raise ValueError(f"{len(input_ids)} token ids but {len(mask)} mask values")
+        raise ValueError(tr(f"{len(input_ids)} token ids but {len(mask)} mask values",
+                            f"有 {len(input_ids)} 个 token id，却有 {len(mask)} 个 mask 值"))
     runs = label_runs(input_ids, [1 if keep else IGNORE_INDEX for keep in mask])
     texts = [(trained, tokenizer.decode(ids, skip_special_tokens=False)) for trained, ids in runs]
     return "".join(text if trained else f"[masked: {text}]" for trained, text in texts)

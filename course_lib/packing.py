@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from course_lib.language import tr
+
 # Kept apart means max |packed - alone| <= this x max |logit|, in fp32. Measured on the CPU (sdpa and eager):
 # 7e-7 on the tiny slice and 1.4e-6 on ERNIE-4.5-0.3B's full shape, from summing in a different order under
 # a block mask than under a plain causal one. 1e-4 leaves room for deeper and trained models, and the leak
@@ -43,7 +45,8 @@ def encode(examples, tokenizer=None) -> list[list[int]]:
     if all(isinstance(example[0], int) for example in examples):
         return [list(example) for example in examples]
     if tokenizer is None:
-        raise ValueError("conversations need a tokenizer to be turned into token ids")
+        raise ValueError(tr("conversations need a tokenizer to be turned into token ids",
+                            "对话需要分词器才能变成 token id"))
     return [list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)) for messages in examples]
 
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import os
 import sys
 
+from course_lib.language import tr
+
 TOKEN_NAME = "HF_TOKEN"
 HOW_TO_GET_ONE = (f"Create a token with write access at https://huggingface.co/settings/tokens, then on Colab add it "
                   f"in the Secrets panel (key icon on the left) as {TOKEN_NAME} and allow this notebook to read it; "
                   f"elsewhere run `export {TOKEN_NAME}=...` before starting Jupyter. Never paste it into a cell.")
+HOW_TO_GET_ONE_ZH = (f"在 https://huggingface.co/settings/tokens 创建一个有写权限的 token，然后在 Colab 的 Secrets 面板"
+                     f"（左侧的钥匙图标）中以 {TOKEN_NAME} 为名添加它，并允许这个 notebook 读取；在其他地方，启动 "
+                     f"Jupyter 之前运行 `export {TOKEN_NAME}=...`。绝不要把它粘贴到单元格里。")
 
 class Token(str):
     """The token as a plain str (pass it as `token=`), whose repr never shows it: a cell that ends in `token`,
@@ -64,7 +69,8 @@ def hf_token(required: bool = False, ask: bool | None = None) -> Token | None:
         from getpass import getpass
 
         try:
-            value, source = getpass("Hugging Face token (hidden): ").strip(), "the prompt"
+            asked = tr("Hugging Face token (hidden): ", "Hugging Face token（输入不显示）：")
+            value, source = getpass(asked).strip(), "the prompt"
             tried.append("prompt: nothing typed")
         except Exception as error:  # noqa: BLE001 - a frontend without input raises StdinNotImplementedError
             value = ""
@@ -74,5 +80,6 @@ def hf_token(required: bool = False, ask: bool | None = None) -> Token | None:
     if value:
         return Token(value, source)
     if required:
-        raise RuntimeError(f"no Hugging Face token found ({'; '.join(tried)}). {HOW_TO_GET_ONE}")
+        raise RuntimeError(tr(f"no Hugging Face token found ({'; '.join(tried)}). {HOW_TO_GET_ONE}",
+                              f"没有找到 Hugging Face token（{'; '.join(tried)}）。{HOW_TO_GET_ONE_ZH}"))
     return None

@@ -19,10 +19,14 @@ from __future__ import annotations
 import os
 import re
 
+from course_lib.language import tr
+
 ENV_VAR = "ERNIE_COURSE_SOLUTIONS"
 SWITCH = "SHOW_SOLUTIONS"
 SKIPPED = (f"Solution not run: solutions run only when asked. Try the exercise first; then set {SWITCH} = True "
            "in the cell under 'Solutions' and run that cell and this one.")
+SKIPPED_ZH = (f"答案没有运行：答案只在需要时才运行。请先自己做练习；然后在“参考答案”下面的单元格里设置 {SWITCH} = True，"
+              "运行那个单元格，再运行这一个。")
 # Colab's form annotations. Colab drops these lines before it runs a cell, so a cell magic may follow them
 # there; plain IPython recognises a cell magic only on a cell's first line.
 FORM_LINE = re.compile(r"\s*#\s*@(title|markdown|param)\b")
@@ -32,7 +36,8 @@ def solutions_on(user_ns: dict) -> bool:
     """True when solutions should run: $ERNIE_COURSE_SOLUTIONS is 1, or the notebook set SHOW_SOLUTIONS = True."""
     value = os.environ.get(ENV_VAR, "").strip()
     if value not in ("", "0", "1"):
-        raise ValueError(f"{ENV_VAR}={value!r}: use 1 to run the solution cells, 0 (or unset) to skip them")
+        raise ValueError(tr(f"{ENV_VAR}={value!r}: use 1 to run the solution cells, 0 (or unset) to skip them",
+                            f"{ENV_VAR}={value!r}：用 1 运行答案单元格，用 0（或不设置）跳过它们"))
     return value == "1" or user_ns.get(SWITCH) is True
 
 
@@ -61,12 +66,13 @@ def solution(line: str, cell: str):
 
     shell = get_ipython()
     if not solutions_on(shell.user_ns):
-        print(SKIPPED)
+        print(tr(SKIPPED, SKIPPED_ZH))
         return
     result = shell.run_cell(cell, store_history=False)
     if not result.success:
         error = result.error_before_exec or result.error_in_exec
-        raise SolutionFailed(f"the solution failed with {type(error).__name__}: {error} (its traceback is above)")
+        raise SolutionFailed(tr(f"the solution failed with {type(error).__name__}: {error} (its traceback is above)",
+                                f"答案运行失败，{type(error).__name__}: {error}（traceback 在上面）"))
 
 
 def load_ipython_extension(ipython) -> None:

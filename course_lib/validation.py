@@ -14,6 +14,7 @@ from pathlib import Path
 
 from course_lib.data import to_messages
 from course_lib.data_files import Rows, count, read_file, where
+from course_lib.language import language, tr
 
 # shape -> the columns it needs. Alpaca's `input` is optional: when present it is added to the instruction.
 SHAPES = {
@@ -35,6 +36,8 @@ KINDS = {  # the kinds of bad row a conversion or a check finds -> (heading in t
     "conversation": ("whose turns are not user and assistant in turn, ending with the assistant",
                      "with misordered turns"),
 }
+KINDS_ZH = {"columns": ("不属于课程能读的任何格式", "格式未知"), "fields": ("有空的、null 或不是文本的字段", "字段有误"),
+            "conversation": ("轮次不是 user 和 assistant 交替、以 assistant 结尾", "轮次顺序有误")}
 SHOWN = 5  # problem rows printed per kind; the counts are always complete
 UNKNOWN_LIMIT = 10**9  # transformers' stand-in for "no limit" in tokenizer.model_max_length is ~1e30
 
@@ -315,40 +318,59 @@ class Report:
     def __str__(self) -> str:
         n, name, unreadable = len(self.rows), self.rows.name, self.rows.unreadable
         if self.missing_columns:
-            return (f"MISSING COLUMNS {self.missing_columns}: the rows have {self.columns}, and every row needs "
-                    f"'question' and 'answer' (or 'messages').{self.shape_hint}")
-        head = f"{count(n, 'row')} checked (row numbers count from 0, as in rows[i]"
-        head += f"; lines of {name} from 1)" if self.rows.source else ")"
+            return tr(f"MISSING COLUMNS {self.missing_columns}: the rows have {self.columns}, and every row needs "
+                      f"'question' and 'answer' (or 'messages').{self.shape_hint}",
+                      f"缺少列 {self.missing_columns}：这些行的列是 {self.columns}，而每一行都需要 'question' 和 "
+                      f"'answer'（或 'messages'）。{self.shape_hint}")
+        head = tr(f"{count(n, 'row')} checked (row numbers count from 0, as in rows[i]",
+                  f"已检查 {n:,} 行（行号从 0 开始，和 rows[i] 一样")
+        head += tr(f"; lines of {name} from 1)", f"；{name} 的行号从 1 开始）") if self.rows.source else tr(")", "）")
         if self.longest is not None:
-            head += f"; longest {self.longest:,} tokens in the chat template"
-        lines = [head + (f"; max_length {self.max_length:,}" if self.max_length else "")]
-        lines += [f"note: {note}" for note in self.rows.notes]
+            head += tr(f"; longest {self.longest:,} tokens in the chat template",
+                       f"；套用对话模板后最长 {self.longest:,} 个 token")
+        lines = [head + (tr(f"; max_length {self.max_length:,}", f"；max_length {self.max_length:,}")
+                         if self.max_length else "")]
+        lines += [tr(f"note: {note}", f"注意：{note}") for note in self.rows.notes]
         if unreadable:
-            lines.append(f"{count(len(unreadable), 'line')} of {name} could not be read: fix "
-                         f"{'it' if len(unreadable) == 1 else 'them'} in the file (drop_bad leaves "
-                         f"{'it' if len(unreadable) == 1 else 'them'} out)")
+            lines.append(tr(f"{count(len(unreadable), 'line')} of {name} could not be read: fix "
+                            f"{'it' if len(unreadable) == 1 else 'them'} in the file (drop_bad leaves "
+                            f"{'it' if len(unreadable) == 1 else 'them'} out)",
+                            f"{name} 中有 {len(unreadable):,} 行无法读取：请在文件中修正（drop_bad 会把它们去掉）"))
             lines += [f"  line {line}: {why}" for line, why in list(unreadable.items())[:SHOWN]]
-            lines += [f"  ... and {len(unreadable) - SHOWN} more"] if len(unreadable) > SHOWN else []
+            lines += [tr(f"  ... and {len(unreadable) - SHOWN} more", f"  ……还有 {len(unreadable) - SHOWN} 行")
+                      ] if len(unreadable) > SHOWN else []
         if self.ok:
-            return "\n".join(lines + ["OK: every question and answer is non-empty text, no duplicates"
-                                      + (", none too long" if self.longest is not None and self.max_length else "")])
-        sections = [(KINDS[kind][0], self.kind(kind), lambda i, found: found[i], "") for kind in KINDS] + [
-            ("duplicated exactly (the same turns as an earlier row)", self.duplicates,
-             lambda i, found: f"repeats row {found[i]}", "drop_bad keeps the first copy"),
-            (f"longer than max_length={self.max_length} tokens", self.too_long, lambda i, found: f"{found[i]:,} tokens",
-             "TRL cuts them to their first max_length tokens, so the end of the answer and its "
-             "<|end_of_sentence|> are never trained (the model does not learn to stop there), and TRL drops a row "
-             "whose question alone fills max_length, with no warning. " + (self.length_advice() if self.too_long else "")),
+            return "\n".join(lines + [tr("OK: every question and answer is non-empty text, no duplicates",
+                                         "OK：每个问题和答案都是非空文本，没有重复")
+                                      + (tr(", none too long", "，没有过长的样本")
+                                         if self.longest is not None and self.max_length else "")])
+        kinds = KINDS_ZH if language() == "zh" else KINDS
+        sections = [(kinds[kind][0], self.kind(kind), lambda i, found: found[i], "") for kind in KINDS] + [
+            (tr("duplicated exactly (the same turns as an earlier row)", "完全重复（与前面某一行的轮次相同）"),
+             self.duplicates, lambda i, found: tr(f"repeats row {found[i]}", f"重复第 {found[i]} 行"),
+             tr("drop_bad keeps the first copy", "drop_bad 保留第一份")),
+            (tr(f"longer than max_length={self.max_length} tokens", f"超过 max_length={self.max_length} 个 token"),
+             self.too_long, lambda i, found: f"{found[i]:,} tokens",
+             tr("TRL cuts them to their first max_length tokens, so the end of the answer and its "
+                "<|end_of_sentence|> are never trained (the model does not learn to stop there), and TRL drops a row "
+                "whose question alone fills max_length, with no warning. ",
+                "TRL 会把它们截断为前 max_length 个 token，所以答案的结尾和它的 <|end_of_sentence|> 永远不会被训练"
+                "（模型学不会在那里停下）；单是问题就占满 max_length 的行会被 TRL 丢弃，而且没有任何警告。")
+             + (self.length_advice() if self.too_long else "")),
         ]
         for title, found, say, consequence in sections:
             if found:
-                lines.append(f"{count(len(found), 'row')} {title}" + (f": {consequence}" if consequence else ""))
+                lines.append(tr(f"{count(len(found), 'row')} {title}", f"{len(found):,} 行{title}")
+                             + (tr(f": {consequence}", f"：{consequence}") if consequence else ""))
                 lines += [f"  {where(self.rows, i)}: {say(i, found)}" for i in sorted(found)[:SHOWN]]
                 if len(found) > SHOWN:
-                    lines.append(f"  ... and {len(found) - SHOWN} more")
-        also = f", and {count(len(unreadable), 'line')} could not be read" if unreadable else ""
-        lines.append(f"{len(self.bad_rows):,} of {count(n, 'row')} would train badly{also}: fix them in your data, "
-                     "or call report.drop_bad() to leave them out.")
+                    lines.append(tr(f"  ... and {len(found) - SHOWN} more", f"  ……还有 {len(found) - SHOWN} 行"))
+        also = tr(f", and {count(len(unreadable), 'line')} could not be read",
+                  f"，另有 {len(unreadable):,} 行无法读取") if unreadable else ""
+        lines.append(tr(f"{len(self.bad_rows):,} of {count(n, 'row')} would train badly{also}: fix them in your data, "
+                        "or call report.drop_bad() to leave them out.",
+                        f"{n:,} 行中有 {len(self.bad_rows):,} 行会训练出问题{also}：请在数据中修正它们，"
+                        "或调用 report.drop_bad() 把它们去掉。"))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -365,15 +387,18 @@ class Report:
         bad = set(self.bad_rows)
         clean = [to_messages(row) | {"question": row["question"], "answer": row["answer"]} if "question" in row
                  else {"messages": row["messages"]} for i, row in enumerate(self.rows) if i not in bad]
-        kinds = [f"{len(self.kind(kind))} {KINDS[kind][1]}" for kind in KINDS if self.kind(kind)]
-        kinds += [count(len(self.duplicates), "duplicate")] if self.duplicates else []
-        kinds += [f"{len(self.too_long)} too long"] if self.too_long else []
-        message = f"kept {len(clean):,} of {count(len(self.rows), 'row')}"
+        zh = language() == "zh"
+        kinds = [f"{len(self.kind(kind))} {(KINDS_ZH if zh else KINDS)[kind][1]}" for kind in KINDS if self.kind(kind)]
+        kinds += [tr(count(len(self.duplicates), "duplicate"), f"{len(self.duplicates)} 重复")] if self.duplicates else []
+        kinds += [tr(f"{len(self.too_long)} too long", f"{len(self.too_long)} 过长")] if self.too_long else []
+        message = tr(f"kept {len(clean):,} of {count(len(self.rows), 'row')}", f"{len(self.rows):,} 行中保留 {len(clean):,} 行")
         if bad:
             shown = ", ".join(map(str, sorted(bad)[:10])) + (", ..." if len(bad) > 10 else "")
-            message += f"; dropped {len(bad)} ({', '.join(kinds)}): rows {shown}"
+            message += tr(f"; dropped {len(bad)} ({', '.join(kinds)}): rows {shown}",
+                          f"；去掉 {len(bad)} 行（{'，'.join(kinds)}）：第 {shown} 行")
         if self.rows.unreadable:
-            message += f"; left out {count(len(self.rows.unreadable), 'unreadable line')} of {self.rows.name}"
+            message += tr(f"; left out {count(len(self.rows.unreadable), 'unreadable line')} of {self.rows.name}",
+                          f"；去掉 {self.rows.name} 中无法读取的 {len(self.rows.unreadable)} 行")
         return clean, message
 
 
@@ -415,8 +440,9 @@ def validate(rows, tokenizer=None, max_length: int | None = None) -> Report:
 def token_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
     """Tokens of each conversation, rendered as TRL renders it: apply_chat_template(tokenize=True)."""
     if not tokenizer.chat_template:
-        raise ValueError("the tokenizer has no chat template; set tokenizer.chat_template = "
-                         "course_lib.ernie.TRAINING_CHAT_TEMPLATE first")
+        raise ValueError(tr("the tokenizer has no chat template; set tokenizer.chat_template = "
+                            "course_lib.ernie.TRAINING_CHAT_TEMPLATE first", "分词器没有对话模板；请先设置 "
+                            "tokenizer.chat_template = course_lib.ernie.TRAINING_CHAT_TEMPLATE"))
     # Measuring a row longer than the model takes is not running it: keep transformers' "Token indices sequence
     # length is longer than the specified maximum" out of the report, for this call only.
     key = "sequence-length-is-longer-than-the-specified-maximum"

@@ -3,18 +3,24 @@
     python scripts/sync_edition.py zh           # rewrite notebooks/zh/*.py and .ipynb from notebooks/en/
     python scripts/sync_edition.py zh --check   # change nothing; exit 1 if anything would change or awaits translation
 
-The English .py files are the source of truth for code; the edition owns its prose. For each notebook the
+The English .py files are the source of truth for code; the edition owns its prose. Its code cells are the
+English ones but for two declared differences: the import cell's language line, `set_language("en")`, reads
+the edition's language (EDITION_LANGUAGES below: `set_language("zh")` in zh, so course_lib prints Chinese there),
+and the edition owns the text of the Colab form titles of solution cells (`# @title ... { display-mode: "form" }`). For each notebook the
 script pairs the two cell lists, code cells first (difflib over their sources: equal cells, and cells edited
 in place), then the text between them (a markdown cell belongs with the code cell that follows it). The
 notebook it writes has, in the English order:
-  - every English code cell, source and metadata (tags) copied as they are;
+  - every English code cell, source and metadata (tags) copied as they are, with the edition's language line
+    and the edition's translation of its form title (the English title it was made from is kept in the cell's
+    metadata as "en_title"); a new title comes in English after the untranslated marker, and a title whose
+    English changed since gets the English-changed marker;
   - the edition's translation of every English markdown cell, found by the hash of the English text it was
     made from (kept in the cell's metadata as "en_hash"), else by its place and the code, numbers and
     headings it shares with the English;
   - a new English markdown cell inserted in English under the line  <!-- 待翻译 / untranslated -->
   - a translation whose English has changed since, kept under the line  <!-- 待更新 / English changed -->
     (the English diff is printed when git history has the older text).
-Translate the flagged cells and delete their marker line; `--check` passes when nothing would change and no
+Translate the flagged cells and titles and delete their marker; `--check` passes when nothing would change and no
 marker is left. The .py is written in jupytext's percent format with the English header, and its paired
 .ipynb regenerated from it with the English .ipynb's metadata (no outputs; cell ids kept where a cell did not
 change, to keep diffs small).
@@ -42,6 +48,12 @@ HASH_KEY = "en_hash"  # markdown cell metadata: hash of the English text the tra
 UNTRANSLATED = "<!-- 待翻译 / untranslated -->"
 CHANGED = "<!-- 待更新 / English changed -->"
 MARKERS = (UNTRANSLATED, CHANGED)
+# The per-edition code differences. Each edition names the language course_lib speaks in it (the code its import
+# cell passes to course_lib.language.set_language); a new edition must be added here before it can be synced.
+EDITION_LANGUAGES = {"zh": "zh"}
+LANGUAGE_CALL = re.compile(r'^set_language\("(\w*)"\)', re.MULTILINE)  # the import cell's line
+TITLE = re.compile(r'(?P<start>\s*#\s*@title\s+)(?P<text>.*?)(?P<end>\s*\{[^{}]*\}\s*)?')  # a form title line
+TITLE_KEY = "en_title"  # code cell metadata: the English title the edition's title was translated from
 
 
 def text_hash(source: str) -> str:
@@ -57,6 +69,40 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def edition_language(edition: str) -> str:
+    """The language an edition's notebooks set; exits naming the fix for an edition that declares none."""
+    if edition not in EDITION_LANGUAGES:
+        raise SystemExit(f"edition {edition!r} declares no language: add {edition!r}: \"<code>\" to "
+                         "EDITION_LANGUAGES in scripts/sync_edition.py (the code course_lib.language.set_language "
+                         f"takes in notebooks/{edition}/)")
+    return EDITION_LANGUAGES[edition]
+
+
+def title_of(source: str) -> str | None:
+    """The text of a cell's Colab form title (its first line, `# @title TEXT { display-mode: "form" }`), or None."""
+    match = TITLE.fullmatch(source.split("\n", 1)[0])
+    return match["text"] if match else None
+
+
+def edition_code(english: str, edition: str, title: str | None = None) -> str:
+    """An English code cell as the edition must have it: the language line set to the edition's language, and
+    the form title (if the cell has one) reading `title` (None: the English one)."""
+    language = edition_language(edition)
+    source = LANGUAGE_CALL.sub(f'set_language("{language}")', english)
+    match = TITLE.fullmatch(source.split("\n", 1)[0])
+    if match and title is not None:
+        source = match["start"] + title + (match["end"] or "") + source[match.end():]
+    return source
+
+
+def neutral(source: str) -> str:
+    """A code cell's source with what an edition may change blanked: to pair English cells with the edition's."""
+    first, newline, rest = source.partition("\n")
+    match = TITLE.fullmatch(first)
+    first = f"{match['start']}{match['end'] or ''}" if match else first
+    return LANGUAGE_CALL.sub('set_language("")', first + newline + rest)
+
+
 def first_difference(a: str, b: str) -> tuple[int, str, str]:
     """(1-based line, line in a, line in b) of the first line where two sources differ."""
     a_lines, b_lines = a.splitlines(), b.splitlines()
@@ -67,20 +113,29 @@ def first_difference(a: str, b: str) -> tuple[int, str, str]:
     return number, (a_lines[number - 1:] or ["<end of cell>"])[0], (b_lines[number - 1:] or ["<end of cell>"])[0]
 
 
-def code_differences(english: Path, edition: Path) -> list[str]:
-    """One line per code cell of `edition` whose source or tags differ from `english`'s; [] when identical.
+def code_differences(english: Path, edition: Path, name: str | None = None) -> list[str]:
+    """One line per code cell of `edition` whose source or tags differ from `english`'s by more than the
+    declared differences (its language line, set to edition `name`'s language, default the folder's name, and
+    the text of its form title); [] when there is nothing else.
 
     Both files are read with jupytext (.py or .ipynb, never by mtime); cells are numbered from 1.
     """
+    name = name or edition.parent.name
+    language_line = f'set_language("{edition_language(name)}")'
     en_cells = [(i, c) for i, c in enumerate(jupytext.read(english).cells, 1) if is_code(c)]
     ed_cells = [(i, c) for i, c in enumerate(jupytext.read(edition).cells, 1) if is_code(c)]
     found = []
     for k, ((_, en), (i, ed)) in enumerate(zip(en_cells, ed_cells), 1):
         where = f"{shown(edition)}: code cell {k} (cell {i} of the notebook)"
-        if ed.source != en.source:
-            line, en_line, ed_line = first_difference(en.source, ed.source)
-            found.append(f"{where} differs from {shown(english)} at line {line}:\n"
-                         f"    English: {en_line!r}\n    here:    {ed_line!r}")
+        expected = edition_code(en.source, name, title_of(ed.source))
+        if ed.source != expected:
+            line, en_line, ed_line = first_difference(expected, ed.source)
+            if LANGUAGE_CALL.match(en_line):  # wrong or missing: the one line that must differ
+                found.append(f"{where} line {line}: the {name} edition's language line is {language_line!r} "
+                             f"(the English one with the edition's language); here: {ed_line!r}")
+            else:
+                found.append(f"{where} differs from {shown(english)} at line {line}:\n"
+                             f"    English: {en_line!r}\n    here:    {ed_line!r}")
         if ed.metadata.get("tags", []) != en.metadata.get("tags", []):
             found.append(f"{where} has tags {ed.metadata.get('tags', [])}, English has {en.metadata.get('tags', [])}")
     if len(en_cells) != len(ed_cells):
@@ -141,7 +196,8 @@ def code_anchors(english, edition) -> dict[int, int]:
     """English cell index -> edition cell index for the code cells that correspond."""
     en_code = [i for i, c in enumerate(english.cells) if is_code(c)]
     ed_code = [j for j, c in enumerate(edition.cells) if is_code(c)]
-    pairs = pair_code([english.cells[i].source for i in en_code], [edition.cells[j].source for j in ed_code])
+    pairs = pair_code([neutral(english.cells[i].source) for i in en_code],
+                      [neutral(edition.cells[j].source) for j in ed_code])
     return {en_code[a]: ed_code[b] for a, b in pairs}
 
 
@@ -205,6 +261,23 @@ def english_diff(before: str | None, after: str) -> str:
                                           lineterm="", n=1))
 
 
+def synced_title(english: str, old, place: int) -> tuple[str, Note | None]:
+    """The edition's form title for a solution cell whose English title is `english` (`old`: the edition's cell,
+    None if new), and a note when it awaits translation. Flags work as for text: a marker before the title."""
+    title = title_of(old.source) if old is not None else None
+    recorded = old.metadata.get(TITLE_KEY) if old is not None else None
+    if title is None or (recorded is None and title == english) or (title.startswith(UNTRANSLATED)
+                                                                      and recorded != english):
+        return f"{UNTRANSLATED} {english}", Note(place, "NEW ENGLISH TITLE, to translate", english, todo=True)
+    if recorded not in (None, english):  # changed since translated (or since flagged, if still marked)
+        return (title if title.startswith(CHANGED) else f"{CHANGED} {title}",
+                Note(place, "ENGLISH TITLE CHANGED since this was translated: update the title",
+                     f"English before: {recorded}\nEnglish now:    {english}", todo=True))
+    if title.startswith(MARKERS):
+        return title, Note(place, f"title still marked {title.split(' -->')[0]} -->", title, todo=True)
+    return title, None
+
+
 def sync_notebook(english_path: Path, edition_path: Path, edition_name: str):
     """(the edition notebook rebuilt on the English one, notes for the translator)."""
     english = jupytext.read(english_path)
@@ -218,15 +291,24 @@ def sync_notebook(english_path: Path, edition_path: Path, edition_name: str):
         place = len(cells) + 1
         if is_code(cell):
             old = edition.cells[code_match[i]] if i in code_match else None
+            english_title = title_of(cell.source)
+            if english_title is not None:
+                title, note = synced_title(english_title, old, place)
+                notes += [note] if note else []
+                new.source = edition_code(cell.source, edition_name, title)
+                new.metadata[TITLE_KEY] = english_title
+            else:
+                new.source = edition_code(cell.source, edition_name)
             if old is None:
                 notes.append(Note(place, "code: new English cell, copied", "\n".join(cell.source.splitlines()[:3])))
-            elif old.source != cell.source:
-                line, en_line, ed_line = first_difference(cell.source, old.source)
+            elif old.source != edition_code(cell.source, edition_name, title_of(old.source)):
+                line, en_line, ed_line = first_difference(new.source, old.source)
                 notes.append(Note(place, f"code: replaced with the English cell (line {line} differed)",
                                   f"- {ed_line}\n+ {en_line}"))
-            elif old.metadata != cell.metadata:
+            elif {**old.metadata, TITLE_KEY: None} != {**new.metadata, TITLE_KEY: None}:  # en_title: notes above
                 notes.append(Note(place, "code: metadata replaced with the English cell's",
-                                  f"{dict(old.metadata)} -> {dict(cell.metadata)}"))
+                                  f"{dict(old.metadata)} -> {dict(new.metadata)}"))
+            new.metadata = nbformat.from_dict(dict(sorted(new.metadata.items())))  # the order an .ipynb keeps
             if new.metadata.get("jupyter", {}).get("outputs_hidden"):
                 new.metadata["collapsed"] = True  # as JupyterLab writes a cell with folded outputs (.py files omit it)
             cells.append(new)
@@ -340,6 +422,7 @@ def sync_edition(edition: str, check: bool = False, notebooks: Path = NOTEBOOK_D
     change or a cell is still marked; write: 0)."""
     if edition == ENGLISH or not re.fullmatch(r"[\w-]+", edition):
         raise SystemExit(f"edition must name a folder beside notebooks/{ENGLISH}/, such as zh, not {edition!r}")
+    edition_language(edition)  # before anything is read: an edition without a language cannot be written
     english_dir, edition_dir = notebooks / ENGLISH, notebooks / edition
     sources = sorted(english_dir.glob("[0-9][0-9]_*.py"))
     if not sources:

@@ -252,3 +252,15 @@ def test_labels_of_real_collated_batches():
         assert "every one of the 5 tokens is trained" in problem.what
         assert check_labels(collate(everything), answers_only=False) == []
         assert label_counts(collate(partly)).trained == 2 and label_counts(collate(partly)).real == 5
+
+
+def test_settings_problems_speak_chinese_and_still_name_the_setting(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    (problem,) = check_training_settings(**{**COURSE, "r": "16"})
+    assert problem.what == "LORA_R = '16' 是文本；请去掉引号，直接写数字" and "16" in problem.fix
+    (problem,) = check_training_settings(**{**COURSE, "learning_rate": 2e4})
+    assert problem.what.startswith("LEARNING_RATE = 20000 对 LoRA 来说太高了") and "2e-4 吗" in problem.what
+    with pytest.raises(ValueError, match=r"^有 1 个问题需要解决（in the settings cell）：\n- LEARNING_RATE = 20000"):
+        stop_if([problem], "in the settings cell")

@@ -251,3 +251,16 @@ def test_doctor_reports_a_forced_precision_this_machine_cannot_use(monkeypatch):
 def test_doctor_passes_on_an_error_it_does_not_know():
     (problem,) = dr.doctor(error=KeyError("messages"), capability=None, in_colab=False, modules=[], show=False)
     assert problem.check == "error" and "KeyError" in problem.what
+
+
+def test_the_doctor_speaks_chinese_in_the_chinese_edition(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    (problem,) = dr.check_precision((7, 5), bf16=True, fp16=False)
+    assert "计算能力 7.5" in problem.what and "fp16=True" in problem.fix and problem.check == "precision"
+    assert str(problem).startswith("[精度] ") and "\n    解决办法：" in str(problem)
+    assert dr.report([], ["GPU runtime", "precision"]) == "doctor：没有发现问题（已检查：GPU 运行时、精度）"
+    assert dr.report([problem], ["precision"]).startswith("doctor：发现 1 个问题\n[精度]")
+    first = dr.oom_advice(batch=8, accumulation=1, max_length=1024, r=16)[0]
+    assert first == "per_device_train_batch_size 8 -> 4，gradient_accumulation_steps 1 -> 2：有效 batch 仍是 8"

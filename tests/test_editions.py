@@ -1,5 +1,6 @@
-"""The translated editions (notebooks/zh/...): one per English notebook, with the English code cells exactly,
-and no text left awaiting translation. scripts/sync_edition.py keeps them so; these tests fail when it was
+"""The translated editions (notebooks/zh/...): one per English notebook, with the English code cells but for
+the declared differences (the language line, the solutions' form titles), and no text or title left awaiting
+translation. scripts/sync_edition.py keeps them so; these tests fail when it was
 not run after an English change, and check that the script itself pairs cells as promised."""
 
 import importlib.util
@@ -59,7 +60,8 @@ def test_no_text_awaits_translation(pair):
     path = NOTEBOOK_DIR / edition / english.name
     marked = [f"cell {number}: {cell.source.splitlines()[0]} {cell.source.splitlines()[1:2]}"
               for number, cell in enumerate(jupytext.read(path).cells, 1)
-              if cell.cell_type != "code" and any(marker in cell.source for marker in sync.MARKERS)]
+              if any(marker in (cell.source if cell.cell_type != "code" else sync.title_of(cell.source) or "")
+                     for marker in sync.MARKERS)]
     assert not marked, (f"{path.relative_to(ROOT)} has text to translate:\n" + "\n".join(marked) +
                         "\nTranslate each cell, delete its marker line, and run `python scripts/sync_edition.py "
                         f"{edition}`.")
@@ -78,7 +80,8 @@ def planted(tmp_path: Path, change) -> tuple[Path, int, int]:
     notebook = jupytext.read(NOTEBOOK_DIR / "zh" / "04_training.py")
     index = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"][4]
     change(notebook.cells[index])
-    copy = tmp_path / "04_training.py"
+    copy = tmp_path / "zh" / "04_training.py"  # the folder names the edition, so its language line is known
+    copy.parent.mkdir(exist_ok=True)
     jupytext.write(notebook, copy, fmt="py:percent")
     return copy, 5, index + 1
 
@@ -105,8 +108,72 @@ def test_a_lost_parameters_tag_is_reported(tmp_path):
     assert "parameters" in english.cells[index].metadata.get("tags", [])
     notebook.cells[index].metadata = {}
     jupytext.write(notebook, tmp_path / "04_training.py", fmt="py:percent")
-    (found,) = sync.code_differences(NOTEBOOK_DIR / "en" / "04_training.py", tmp_path / "04_training.py")
+    (found,) = sync.code_differences(NOTEBOOK_DIR / "en" / "04_training.py", tmp_path / "04_training.py", "zh")
     assert "has tags [], English has ['parameters']" in found
+
+
+def zh_cells(name: str = "04_training.py") -> list:
+    return jupytext.read(NOTEBOOK_DIR / "zh" / name).cells
+
+
+def differences_after(tmp_path: Path, change, name: str = "04_training.py") -> list[str]:
+    """code_differences of the Chinese notebook `name` with `change` applied to its cells."""
+    notebook = jupytext.read(NOTEBOOK_DIR / "zh" / name)
+    change(notebook.cells)
+    jupytext.write(notebook, tmp_path / name, fmt="py:percent")
+    return sync.code_differences(NOTEBOOK_DIR / "en" / name, tmp_path / name, "zh")
+
+
+def test_the_declared_differences_are_there_and_allowed():
+    english = jupytext.read(NOTEBOOK_DIR / "en" / "04_training.py").cells
+    chinese = zh_cells()
+    assert sum('set_language("zh")' in cell.source for cell in chinese) == 1
+    assert sum('set_language("en")' in cell.source for cell in english) == 1
+    titles = [sync.title_of(cell.source) for cell in chinese if sync.title_of(cell.source)]
+    assert titles and all(title.startswith("答案 ") for title in titles), titles
+    assert all(cell.metadata[sync.TITLE_KEY].startswith("Solution ") for cell in chinese if sync.title_of(cell.source))
+
+
+def test_a_wrong_language_line_is_reported(tmp_path):
+    def speak_english(cells):
+        (cell,) = [cell for cell in cells if 'set_language("zh")' in cell.source]
+        cell.source = cell.source.replace('set_language("zh")', 'set_language("en")')
+
+    (found,) = differences_after(tmp_path, speak_english)
+    assert "language line is 'set_language(\"zh\")'" in found and "set_language(\"en\")" in found.split("here:")[1]
+
+
+def test_a_missing_language_line_is_reported(tmp_path):
+    def drop_it(cells):
+        (cell,) = [cell for cell in cells if 'set_language("zh")' in cell.source]
+        cell.source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("set_language"))
+
+    (found,) = differences_after(tmp_path, drop_it)
+    assert "language line" in found
+
+
+def test_a_changed_line_under_a_translated_title_is_reported(tmp_path):
+    def change_code(cells):
+        cell = next(cell for cell in cells if sync.title_of(cell.source))
+        cell.source = cell.source.replace("\n", "\nx = 1\n", 2).replace("\nx = 1\n", "\n", 1)  # after line 2
+
+    (found,) = differences_after(tmp_path, change_code)
+    assert "line 3" in found and "'x = 1'" in found
+
+
+def test_a_title_line_turned_into_something_else_is_reported(tmp_path):
+    def lose_title(cells):
+        cell = next(cell for cell in cells if sync.title_of(cell.source))
+        cell.source = "# 答案 1" + cell.source[cell.source.index("\n"):]
+
+    (found,) = differences_after(tmp_path, lose_title)
+    assert "line 1" in found and "@title" in found
+
+
+def test_an_edition_without_a_language_is_refused(tmp_path):
+    (tmp_path / "en").mkdir()
+    with pytest.raises(SystemExit, match="declares no language.*EDITION_LANGUAGES"):
+        sync.sync_edition("fr", check=True, notebooks=tmp_path)
 
 
 # The script on a small world: one English notebook and its translation, copied to tmp_path and changed.
@@ -212,3 +279,49 @@ def test_text_whose_english_was_removed_is_dropped_and_shown(world, capsys):
     assert run(world, capsys, check=True)[0] == 0
     cells = jupytext.read(world / "zh" / NAME).cells
     assert not any("PEFT 也会统计可训练参数" in cell.source for cell in cells)
+
+
+def solution_titles(world: Path) -> list[tuple[str, str]]:
+    """(form title, en_title) of each solution cell of the small world's Chinese notebook."""
+    return [(sync.title_of(cell.source), cell.metadata.get(sync.TITLE_KEY))
+            for cell in jupytext.read(world / "zh" / NAME).cells if sync.title_of(cell.source)]
+
+
+def test_a_new_solution_title_comes_in_english_and_awaits_translation(world, capsys):
+    def add_solution(cells):
+        cells.append(nbformat.v4.new_code_cell('# @title Solution 4: rank 8 { display-mode: "form" }\n'
+                                               "%%solution\nprint(8)", metadata={"tags": ["solution"]}))
+
+    edit_english(world, add_solution)
+    status, out = run(world, capsys, check=False)
+    assert status == 0 and "NEW ENGLISH TITLE, to translate" in out and "1 cell(s) to translate" in out
+    assert solution_titles(world)[-1] == (f"{sync.UNTRANSLATED} Solution 4: rank 8", "Solution 4: rank 8")
+    assert solution_titles(world)[0][0].startswith("答案 1"), "the other titles keep their translation"
+    assert sync.code_differences(world / "en" / NAME, world / "zh" / NAME) == []
+    status, out = run(world, capsys, check=True)
+    assert status == 1 and "title still marked" in out
+
+    text = (world / "zh" / NAME).read_text()
+    (world / "zh" / NAME).write_text(text.replace(f"{sync.UNTRANSLATED} Solution 4: rank 8", "答案 4：秩 8"))
+    run(world, capsys, check=False)
+    assert run(world, capsys, check=True)[0] == 0
+    assert solution_titles(world)[-1] == ("答案 4：秩 8", "Solution 4: rank 8")
+
+
+def test_a_changed_english_title_marks_its_translation_stale(world, capsys):
+    def retitle(cells):
+        cell = next(cell for cell in cells if sync.title_of(cell.source) == "Solution 3: rank 64")
+        cell.source = cell.source.replace("Solution 3: rank 64", "Solution 3: rank 64 and alpha 128")
+
+    edit_english(world, retitle)
+    status, out = run(world, capsys, check=False)
+    assert "ENGLISH TITLE CHANGED" in out and "English before: Solution 3: rank 64\n" in out.replace("      | ", "")
+    assert solution_titles(world)[2] == (f"{sync.CHANGED} 答案 3：秩 64", "Solution 3: rank 64 and alpha 128")
+    assert run(world, capsys, check=True)[0] == 1
+    run(world, capsys, check=False)
+    assert solution_titles(world)[2][0].count(sync.CHANGED) == 1, "a second sync keeps one marker"
+
+    text = (world / "zh" / NAME).read_text()
+    (world / "zh" / NAME).write_text(text.replace(f"{sync.CHANGED} 答案 3：秩 64", "答案 3：秩 64，alpha 128"))
+    run(world, capsys, check=False)
+    assert run(world, capsys, check=True)[0] == 0

@@ -2,6 +2,7 @@ import pytest
 
 from course_lib import environment
 from course_lib.environment import choose_precision
+from course_lib.language import LANGUAGE_ENV
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,17 @@ def test_the_hub_check_follows_a_mirror(monkeypatch):
     assert environment.hub_url() == "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
     monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.com/")
     assert environment.hub_url() == "https://hf-mirror.com/api/models/baidu/ERNIE-4.5-0.3B-PT"
+
+
+def test_the_report_speaks_chinese_in_the_chinese_edition(monkeypatch):
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    rows = environment.environment_report(check_hub=False)
+    assert rows["gpu"] == "无（只有 CPU）" and rows["precision"].startswith("fp32: 没有 GPU：CPU 路径用 fp32 训练")
+    lines = environment.format_report(rows).splitlines()
+    assert "Unsloth 后端  cpu" in lines and not any("unsloth backend" in line for line in lines)
+    starts = {environment.display_width(line[:line.index(value)]) for line, value in zip(lines, rows.values())}
+    assert len(starts) == 1, "the values start in one column, Chinese row names counted two columns a character"
+    assert choose_precision((7, 5)).reason.startswith("计算能力 7.5 < 8.0")
+    with pytest.raises(ValueError, match="计算能力是 7.5"):
+        choose_precision((7, 5), force="bf16")
+    assert "已用" in str(environment.memory()) and "GiB used" not in str(environment.memory())

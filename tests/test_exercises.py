@@ -24,7 +24,8 @@ EXERCISES = {"01_setup": 3, "02_lora_configuration": 3, "03_data_formatting": 4,
              "05_merge_and_save": 6}
 # The heading that opens the exercises, per edition; a translation keeps the numbered list under its own.
 EXERCISES_HEADING = {"en": "## Exercises", "zh": "## 练习"}
-TITLE = re.compile(r'# @title Solution (\d+): \S.* \{ display-mode: "form" \}$')
+# How a solution's form title starts, per edition (sync_edition.py leaves the title's text to the edition).
+TITLE_START = {"en": "Solution {number}: ", "zh": "答案 {number}："}
 SWITCH_CELL = ("%load_ext course_lib.solutions\n"
                "SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)")
 
@@ -36,7 +37,7 @@ def exercise_count(markdown: str, heading: str) -> int:
     return len(re.findall(r"^\d+\. ", section, flags=re.MULTILINE))
 
 
-def solution_problems(notebook, heading: str, expected: int | None = None) -> list[str]:
+def solution_problems(notebook, heading: str, expected: int | None = None, edition: str = "en") -> list[str]:
     """What is wrong with the exercises and solutions of `notebook` (a jupytext/nbformat notebook); [] if
     nothing. `expected`: how many exercises it must have. Cells are numbered from 1 as a notebook shows them."""
     cells = notebook.cells
@@ -64,9 +65,9 @@ def solution_problems(notebook, heading: str, expected: int | None = None) -> li
     for number, i in enumerate(code_after[1:], 1):
         cell, where = cells[i], f"cell {i + 1} (solution {number})"
         first_line, second_line = (cell.source.splitlines() + ["", ""])[:2]
-        match = TITLE.match(first_line)
-        if not match or int(match.group(1)) != number:
-            problems.append(f"{where} starts {first_line!r}, not '# @title Solution {number}: <name> "
+        start = TITLE_START[edition].format(number=number)
+        if not re.fullmatch(rf'# @title {re.escape(start)}\S.* \{{ display-mode: "form" \}}', first_line):
+            problems.append(f"{where} starts {first_line!r}, not '# @title {start}<name> "
                             '{ display-mode: "form" }\'')
         if second_line != "%%solution":
             problems.append(f"{where}: its second line is {second_line!r}, not '%%solution' (Run All would run it)")
@@ -84,7 +85,7 @@ def solution_problems(notebook, heading: str, expected: int | None = None) -> li
 def test_every_exercise_has_a_folded_solution(path):
     edition = path.parent.name
     assert edition in EXERCISES_HEADING, f"{edition}: add its exercises heading to EXERCISES_HEADING"
-    problems = solution_problems(jupytext.read(path), EXERCISES_HEADING[edition], EXERCISES[path.stem])
+    problems = solution_problems(jupytext.read(path), EXERCISES_HEADING[edition], EXERCISES[path.stem], edition)
     hint = "" if edition == "en" else f"; after changing notebooks/en, run `python scripts/sync_edition.py {edition}`"
     assert not problems, f"{path.relative_to(ROOT)}:\n  " + "\n  ".join(problems) + hint
 
@@ -199,3 +200,11 @@ def test_form_lines_move_below_the_magic_and_nothing_else_moves():
     assert solutions.magic_after_form_lines(cell) == [cell[1], cell[0], cell[2]]
     for unchanged in (["# a comment\n", "%%solution\n"], ["%%solution\n", "# @title x\n"], ["# @title x\n", "x = 1\n"]):
         assert solutions.magic_after_form_lines(unchanged) == unchanged
+
+
+def test_a_skipped_solution_says_so_in_chinese_in_the_chinese_edition(tmp_path, monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")  # the kernel inherits it, as from the notebook's set_language("zh")
+    notebook = executed([SWITCH_CELL, SOLUTION], tmp_path, solutions_env=None)
+    assert text_of(notebook.cells[1]) == solutions.SKIPPED_ZH + "\n" and "SHOW_SOLUTIONS = True" in solutions.SKIPPED_ZH

@@ -97,3 +97,11 @@ def test_show_trained_tokens_marks_every_untrained_span(tokenizer):
 def test_show_trained_tokens_checks_lengths(tokenizer):
     with pytest.raises(ValueError, match="3 token ids but 2 mask values"):
         show_trained_tokens(tokenizer, [5, 6, 7], [0, 1])
+
+
+def test_a_length_mismatch_is_refused_in_chinese(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    with pytest.raises(ValueError, match="有 2 个 token id，却有 1 个 mask 值"):
+        show_trained_tokens(None, [1, 2], [1])

@@ -65,3 +65,12 @@ def test_token_ids_and_conversations_give_the_same_check(slice_and_examples):
     assert check_packing(model, ids) == check_packing(model, conversations[:2], tokenizer)
     with pytest.raises(ValueError, match="tokenizer"):
         encode(conversations)
+
+
+def test_conversations_without_a_tokenizer_are_refused_in_chinese(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+    from course_lib.packing import encode
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    with pytest.raises(ValueError, match="对话需要分词器"):
+        encode([[{"role": "user", "content": "2 + 3?"}]])

@@ -85,3 +85,14 @@ def test_saving_format_holds_for_the_saves_inside_it_only(tmp_path):
 
 def test_copy_out_script_carries_the_official_template():
     assert load_script().OFFICIAL_CHAT_TEMPLATE == ernie.OFFICIAL_CHAT_TEMPLATE
+
+
+def test_a_tokenizer_without_its_sentencepiece_file_is_refused_in_chinese(monkeypatch):
+    from types import SimpleNamespace
+
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    with pytest.raises(FileNotFoundError, match=r"这个分词器（somewhere）.*tokenizer.model.*GGUF"):
+        with saving_format(None, SimpleNamespace(name_or_path="somewhere", vocab_file=None)):
+            pass

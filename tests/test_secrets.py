@@ -120,3 +120,13 @@ def test_the_scanner_finds_planted_keys_by_file_and_line(tmp_path):
                     "settings.py:4: OpenAI/Anthropic-style key (sk-***)",
                     "settings.py:4: AWS access key id (AKI***)"]
     assert not any(FAKE_HF in hit or FAKE_OPENAI in hit for hit in hits)  # the report itself leaks nothing
+
+
+def test_no_token_is_a_chinese_error_in_the_chinese_edition(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(RuntimeError, match=r"^没有找到 Hugging Face token（not on Colab; \$HF_TOKEN: not set") as error:
+        secrets.hf_token(required=True, ask=False)
+    assert "https://huggingface.co/settings/tokens" in str(error.value) and "`export HF_TOKEN=...`" in str(error.value)

@@ -418,3 +418,16 @@ def test_rows_keep_their_lines_through_conversion(tmp_path):
     rows = to_question_answer(load_rows(path))
     assert isinstance(rows, Rows) and rows.lines == [1, 3]
     assert "row 1 (alpaca.jsonl line 3): answer is empty" in str(validate(rows))
+
+
+def test_the_report_speaks_chinese_and_still_names_the_rows(monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    report = validate([{"question": "q", "answer": ""}, {"question": "q2", "answer": "a"},
+                       {"question": "q2", "answer": "a"}])
+    lines = str(report).splitlines()
+    assert lines[0] == "已检查 3 行（行号从 0 开始，和 rows[i] 一样）"
+    assert "1 行有空的、null 或不是文本的字段" in lines and "  row 2: 重复第 1 行" in lines
+    assert lines[-1] == "3 行中有 2 行会训练出问题：请在数据中修正它们，或调用 report.drop_bad() 把它们去掉。"
+    assert report.drop_bad()[1] == "3 行中保留 1 行；去掉 2 行（1 字段有误，1 重复）：第 0, 2 行"

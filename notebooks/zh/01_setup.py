@@ -65,7 +65,7 @@ import course_lib.environment as env
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown] en_hash="0dd00a9b6c"
@@ -231,8 +231,8 @@ _ = model.generate(**inputs, max_new_tokens=80, do_sample=False, streamer=TextSt
 # %load_ext course_lib.solutions
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: does the model stop? { display-mode: "form" }
+# %% en_title="Solution 1: does the model stop?" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 1：模型会自己停下来吗？ { display-mode: "form" }
 # %%solution
 from course_lib.evaluation import stop_token_ids
 
@@ -251,8 +251,8 @@ for new in output[:, asked["input_ids"].shape[1]:].tolist():
     answer = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True)
     print(f"{ends[0] + 1 if ends else len(new):>2} tokens, {ending}: {answer[:60]!r}")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 2: the same sentence in other languages { display-mode: "form" }
+# %% en_title="Solution 2: the same sentence in other languages" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 2：同一句话换成别的语言 { display-mode: "form" }
 # %%solution
 translations = {
     "English": sentence,
@@ -268,8 +268,8 @@ for language, text in translations.items():
 # vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
 # tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 3: what 4-bit would save { display-mode: "form" }
+# %% en_title="Solution 3: what 4-bit would save" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 3：4-bit 能省下多少 { display-mode: "form" }
 # %%solution
 import torch
 

@@ -54,7 +54,7 @@ import course_lib.environment as env
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %%
@@ -494,8 +494,8 @@ for name, p in moe_4bit.model.layers[1].named_parameters():
 # %load_ext course_lib.solutions
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: attention only { display-mode: "form" }
+# %% en_title="Solution 1: attention only" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 1：只适配注意力 { display-mode: "form" }
 # %%solution
 attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
@@ -510,8 +510,8 @@ print(f"attention only: {n_attention:,} trainable (by hand: {by_hand:,}) = {n_at
       f"the {trainable:,} on all seven kinds")
 print(f"adapted: {sorted(kinds)}; gone: {sorted(set(TARGET_MODULES) - kinds)}")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 2: rsLoRA's scaling { display-mode: "form" }
+# %% en_title="Solution 2: rsLoRA's scaling" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 2：rsLoRA 的缩放系数 { display-mode: "form" }
 # %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)
@@ -524,8 +524,8 @@ print(f"alpha / sqrt(r) = {lora_alpha} / sqrt({r}) = {lora_alpha / r ** 0.5:.3f}
       f"{lora_alpha / r:.3f}")
 # With alpha = 2r the rsLoRA scale is 2 sqrt(r), which grows with the rank: with rsLoRA, keep alpha fixed.
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 3: rank 64 { display-mode: "form" }
+# %% en_title="Solution 3: rank 64" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 3：秩 64 { display-mode: "form" }
 # %%solution
 base, _ = FastLanguageModel.from_pretrained(model_name=model_choice.name_or_path, max_seq_length=MAX_SEQ_LENGTH,
                                             dtype=precision.torch_dtype, load_in_4bit=LOAD_IN_4BIT)

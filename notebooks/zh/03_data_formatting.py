@@ -55,7 +55,7 @@ from course_lib.paths import work_dir
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %%
@@ -414,8 +414,8 @@ for split in ("train", "heldout"):
 # %load_ext course_lib.solutions
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: your own question/answer pairs { display-mode: "form" }
+# %% en_title="Solution 1: your own question/answer pairs" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 1：你自己的问答 { display-mode: "form" }
 # %%solution
 own_rows = [
     {"question": "A train travels 180 km in 3 hours. What is its speed?",
@@ -432,8 +432,8 @@ for row in own_rows:
     print(f"-> {sum(own['assistant_masks'])} of {len(own['input_ids'])} tokens trained; exactly the answer + "
           f"end marker: {trained.removeprefix(' ') == row['answer'] + END_OF_TURN}\n")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 2: MAX_LENGTH = 128 { display-mode: "form" }
+# %% en_title="Solution 2: MAX_LENGTH = 128" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 2：MAX_LENGTH = 128 { display-mode: "form" }
 # %%solution
 short = 128
 cut = [i for i, n in enumerate(lengths) if n > short]
@@ -447,8 +447,8 @@ no_answer = sum(sum(e["assistant_masks"][:short]) == 0 for e in encoded_train)
 print(f"over the training set: {lost:,} of {sum(sum(e['assistant_masks']) for e in encoded_train):,} answer "
       f"tokens are lost; {no_answer} examples keep no answer token at all")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 3: padding against the batch size { display-mode: "form" }
+# %% en_title="Solution 3: padding against the batch size" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 3：填充比例与 batch 大小 { display-mode: "form" }
 # %%solution
 for batch_size in (1, 8, 32):
     s = padding_stats(lengths, batch_size, MAX_LENGTH)
@@ -458,8 +458,8 @@ for batch_size in (1, 8, 32):
 # alone needs no padding). Packed rows are filled before they are batched: the batch size only decides how
 # many rows a step takes.
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 4: a two-turn conversation { display-mode: "form" }
+# %% en_title="Solution 4: a two-turn conversation" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 4：两轮对话 { display-mode: "form" }
 # %%solution
 two_turns = [
     {"role": "user", "content": "Maya buys 3 pens at $2 each. How much does she pay?"},

@@ -54,7 +54,7 @@ import course_lib.environment as env
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown] en_hash="8d8d656a86"
@@ -619,8 +619,8 @@ for path in sorted(ADAPTER_DIR.iterdir()):
 # %load_ext course_lib.solutions
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: a learning rate 10x higher { display-mode: "form" }
+# %% en_title="Solution 1: a learning rate 10x higher" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 1：学习率调高 10 倍 { display-mode: "form" }
 # %%solution
 import dataclasses
 
@@ -667,8 +667,8 @@ if card:
     high_lr_score = evaluate(high_lr_model, tokenizer, heldout, limit=N_EVAL, max_new_tokens=MAX_NEW_TOKENS)
     print(f"score at {learning_rate:.0e}: {after.summary()}; at {10 * learning_rate:.0e}: {high_lr_score.summary()}")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 2: rank 4 and rank 64 { display-mode: "form" }
+# %% en_title="Solution 2: rank 4 and rank 64" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 2：秩 4 和秩 64 { display-mode: "form" }
 # %%solution
 n_base = total - trainable
 print(f"rank  trainable  share of the model  mean loss of steps {COMPARE_STEPS - 4}-{COMPARE_STEPS}")
@@ -683,8 +683,8 @@ for rank in (4, 64):
                                        max_new_tokens=MAX_NEW_TOKENS).summary())
 # The tiny slice is only 128 wide, so r = 64 adds more than half its size; on the real 0.3B model, 6.7%.
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 3: what a batch holds, packed or not { display-mode: "form" }
+# %% en_title="Solution 3: what a batch holds, packed or not" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 3：打包与不打包时，一个 batch 里有什么 { display-mode: "form" }
 # %%solution
 from trl import pack_dataset
 
@@ -704,8 +704,8 @@ else:
     print(f"this GPU run, packing {'on' if packs else 'off'}: {seconds:.0f} s; set PACKING = "
           f"{not PACKING} and run all cells to time the other way.")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 4: ten problems of your own { display-mode: "form" }
+# %% en_title="Solution 4: ten problems of your own" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 4：你自己的十道题 { display-mode: "form" }
 # %%solution
 from course_lib.data import answers_match
 from course_lib.evaluation import generate_answers

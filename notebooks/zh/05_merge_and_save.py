@@ -55,7 +55,7 @@ from course_lib.paths import work_dir
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %%
@@ -628,8 +628,8 @@ for folder, audience in [(ADAPTER_DIR, "users who have the base model (PEFT / Un
 # %load_ext course_lib.solutions
 SHOW_SOLUTIONS = False  # True: the solution cells below run (Run All skips them while this is False)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 1: the adapter, saved again { display-mode: "form" }
+# %% en_title="Solution 1: the adapter, saved again" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 1：再保存一次适配器 { display-mode: "form" }
 # %%solution
 import torch
 from safetensors.torch import load_file
@@ -643,8 +643,8 @@ print(f"adapter_model.safetensors: notebook 4's {human_size((ADAPTER_DIR / 'adap
       f"again {human_size((AGAIN_DIR / 'adapter_model.safetensors').stat().st_size)}; "
       f"{len(again)} tensors, all equal: {same}")
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 2: the merged model run in bf16 { display-mode: "form" }
+# %% en_title="Solution 2: the merged model run in bf16" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 2：以 bf16 运行合并后的模型 { display-mode: "form" }
 # %%solution
 merged_bf16 = AutoModelForCausalLM.from_pretrained(MERGED_DIR, dtype="bfloat16", device_map="auto")
 bf16_result = compare_logits(model, merged_bf16, batch["input_ids"], batch["attention_mask"])
@@ -654,8 +654,8 @@ print(f"merged in {merged_model.dtype}: {result['max_abs_diff']:.4f}; in bf16: {
 print(f"bf16 against the {precision.name} tolerance:", "PASS:" if bf16_passed else "FAIL:", why)
 # Both models must compute in the same precision for the proof to measure the merge and not the arithmetic.
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 3: break the merge on purpose { display-mode: "form" }
+# %% en_title="Solution 3: break the merge on purpose" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 3：故意破坏合并 { display-mode: "form" }
 # %%solution
 for factor in (1.01, 1.1):
     # A fresh copy from disk each time, so `merged_model` stays the one that passed.
@@ -665,8 +665,8 @@ for factor in (1.01, 1.1):
                                          tolerance, MIN_TOP1_AGREEMENT)
     print(f"down_proj x {factor}:", "PASS:" if broken_passed else "FAIL:", why)
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 4: five more held-out questions { display-mode: "form" }
+# %% en_title="Solution 4: five more held-out questions" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 4：再问五个留出问题 { display-mode: "form" }
 # %%solution
 from course_lib.evaluation import evaluate
 
@@ -676,8 +676,8 @@ for question, reference, prediction, right in zip(five.questions, five.reference
           f"merged: {prediction.splitlines()[-1][:60] if prediction else '(nothing)'}")
 print("merged model on held-out questions 2-6:", five.summary())
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 5: a two-turn conversation { display-mode: "form" }
+# %% en_title="Solution 5: a two-turn conversation" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 5：两轮对话 { display-mode: "form" }
 # %%solution
 conversation = [{"role": "user", "content": heldout[2]["question"]}]
 conversation.append({"role": "assistant", "content": reply(conversation)})
@@ -686,8 +686,8 @@ conversation.append({"role": "assistant", "content": reply(conversation)})
 # Each user turn opens with "User: ", each assistant turn with "Assistant: " and ends with <|end_of_sentence|>.
 print(merged_tokenizer.apply_chat_template(conversation, tokenize=False))
 
-# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# @title Solution 6: sampled answers { display-mode: "form" }
+# %% en_title="Solution 6: sampled answers" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# @title 答案 6：采样得到的回答 { display-mode: "form" }
 # %%solution
 inputs = merged_tokenizer.apply_chat_template([{"role": "user", "content": heldout[1]["question"]}],
                                               add_generation_prompt=True, return_dict=True,
