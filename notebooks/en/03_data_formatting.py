@@ -64,7 +64,7 @@ from course_lib.paths import work_dir
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("en")  # the language course_lib prints in; the Chinese edition's notebooks say "zh" here
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %%

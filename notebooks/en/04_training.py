@@ -63,7 +63,7 @@ import course_lib.environment as env
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("en")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("en")  # the language course_lib prints in; the Chinese edition's notebooks say "zh" here
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown]

@@ -65,7 +65,7 @@ import course_lib.environment as env
 from course_lib.language import set_language
 from course_lib.progress import readable_progress_bars
 
-set_language("zh")  # what course_lib prints in; "zh" in the Chinese edition (the editions' one code difference)
+set_language("zh")  # the language course_lib prints in; the Chinese edition's notebooks say "zh" here
 readable_progress_bars()  # a saved copy shows where each progress bar ended, not 0%
 
 # %% [markdown] en_hash="0dd00a9b6c"
