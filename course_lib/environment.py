@@ -96,6 +96,15 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def platform_name() -> str:
+    """The hosted notebook this is (course_lib.platforms), which decides where the work folder goes."""
+    from course_lib.platforms import detect
+
+    found = detect()
+    chinese = {"aistudio": "百度 AI Studio", "modelscope": "魔搭 ModelScope Notebook", "local": "本机"}
+    return tr(found.name, chinese.get(found.key, found.name))
+
+
 def hub_url(model_id: str = DEFAULT_MODEL) -> str:
     """`model_id`'s page on the Hub, or on the mirror HF_ENDPOINT names (e.g. hf-mirror.com in China), which
     huggingface_hub then downloads from too."""
@@ -150,7 +159,7 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
                   f"显存 {card.memory_gib:.1f} GiB）") if card else tr("none (CPU only)", "无（只有 CPU）"),
         **library_versions(),
         "unsloth backend": unsloth_backend(),
-        "colab": tr("yes", "是") if in_colab() else tr("no", "否"),
+        "platform": platform_name(),
     }
     if check_hub:
         rows["hugging face hub"] = (tr("reachable", "可以访问") if hub_reachable() else
@@ -160,7 +169,7 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
 
 
 # The report's row names in Chinese (its keys stay English: code reads rows["precision"]); library names stay.
-ROW_NAMES_ZH = {"python": "Python", "torch": "torch", "gpu": "GPU", "unsloth backend": "Unsloth 后端", "colab": "Colab",
+ROW_NAMES_ZH = {"python": "Python", "torch": "torch", "gpu": "GPU", "unsloth backend": "Unsloth 后端", "platform": "平台",
                 "hugging face hub": "Hugging Face Hub", "precision": "精度"}
 
 

@@ -90,3 +90,14 @@ def test_the_report_speaks_chinese_in_the_chinese_edition(monkeypatch):
     with pytest.raises(ValueError, match="计算能力是 7.5"):
         choose_precision((7, 5), force="bf16")
     assert "已用" in str(environment.memory()) and "GiB used" not in str(environment.memory())
+
+
+def test_the_report_names_the_platform_it_found(monkeypatch):
+    from course_lib import platforms
+
+    assert environment.environment_report(check_hub=False)["platform"] == platforms.detect().name
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert environment.environment_report(check_hub=False)["platform"] == "Kaggle"
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    assert "平台" in environment.format_report(environment.environment_report(check_hub=False))

@@ -29,8 +29,11 @@ SAMPLES = {
                            ("行会训练出问题", "would train badly"),  # validation.Report of the messy file
                            ("行中保留", "rows; dropped")],  # Report.drop_bad
     "04_training": [("个真实 token 中有", "real tokens in"),  # checks.LabelCounts
-                    ("保存格式：", "saving format:")],  # chat_format.saving_format
-    "05_merge_and_save": [("保存格式：", "saving format:")],
+                    ("保存格式：", "saving format:"),  # chat_format.saving_format
+                    ("最终数字正确", "; stopped at <|end_of_sentence|>")],  # evaluation.Evaluation.summary
+    "05_merge_and_save": [("保存格式：", "saving format:"),
+                          ("个文件，共", " files, "),  # saving.describe_folder
+                          ("个合并后的矩阵与舍入到", "merged matrices against W")],  # saving.WeightCheck
 }
 
 
