@@ -129,7 +129,9 @@ def hub_reachable(model_id: str = DEFAULT_MODEL, timeout: float = 3.0) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(urllib.request.Request(hub_url(model_id), method="HEAD"), timeout=timeout):
+        # GET, the method huggingface_hub's model_info uses, so any Hub or mirror that serves downloads answers it
+        # (a few kB of JSON); HEAD on an API route is not something every mirror implements.
+        with urllib.request.urlopen(urllib.request.Request(hub_url(model_id), method="GET"), timeout=timeout):
             return True
     except Exception:  # refused, timed out, DNS failure, proxy error: all mean "not reachable from here"
         return False
