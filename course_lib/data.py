@@ -1,4 +1,4 @@
-"""The course's training data: orca-math from the Hub when it is reachable, else our own word problems.
+"""The course's training data: orca-math from the Hub (or a Hub mirror, or ModelScope), else our own word problems.
 
 The bundled problems are generated here, from seeded templates (our own text, copied from no data set),
 in orca-math's schema: `question` and `answer`. Every answer is a short worked solution that ends with
@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from course_lib.language import tr
+
 TRAIN_SIZE = 2000  # rows; orca-math's train[:1%] is also 2,000 rows
 HELDOUT_SIZE = 200  # rows, never seen in training
 TRAIN_SEED = 2024
@@ -20,7 +22,11 @@ HELDOUT_SEED = 7  # a different seed, and held-out questions that also occur in 
 HUB_DATASET = "microsoft/orca-math-word-problems-200k"
 HUB_SPLITS = {"train": "train[:1%]", "heldout": "train[-200:]"}  # orca-math has only a train split
 DATA_ENV_VAR = "ERNIE_COURSE_DATA"
-SOURCES = ("auto", "hub", "bundled")
+# orca-math on ModelScope, under the same name (a copy of the Hub's data set): modelscope.cn/datasets/microsoft/
+# orca-math-word-problems-200k, as listed by the data set index selectdataset.com (read 2026-12; not downloaded
+# from here: ModelScope is out of reach of the machines that test the course).
+MODELSCOPE_DATASET = "microsoft/orca-math-word-problems-200k"
+SOURCES = ("auto", "hub", "bundled", "modelscope")
 
 NAMES = [("Maya", "she", "her"), ("Omar", "he", "his"), ("Lena", "she", "her"), ("Tariq", "he", "his"),
          ("Sofia", "she", "her"), ("Kenji", "he", "his"), ("Amara", "she", "her"), ("Diego", "he", "his"),
@@ -466,67 +472,142 @@ def answers_match(predicted_text: str, reference_text: str, tol: float = 1e-6) -
 
 def check_split(split: str) -> None:
     if split not in HUB_SPLITS:
-        raise ValueError(f"split={split!r} is not one of {sorted(HUB_SPLITS)}")
+        raise ValueError(tr(f"split={split!r} is not one of {sorted(HUB_SPLITS)}",
+                            f"split={split!r} 不是 {sorted(HUB_SPLITS)} 之一"))
 
 
 @dataclass(frozen=True)
 class DataChoice:
-    source: str  # "hub" or "bundled"
+    source: str  # "hub", "mirror" (the Hub mirror HF_ENDPOINT names), "modelscope" or "bundled"
     name: str
     reason: str
     num_rows: int
 
     def banner(self) -> str:
         if self.source == "hub":
-            head = f"ONLINE DATA: using {self.name} from the Hugging Face Hub, {self.num_rows} rows."
+            head = tr(f"ONLINE DATA: using {self.name} from the Hugging Face Hub, {self.num_rows} rows.",
+                      f"在线数据：使用来自 Hugging Face Hub 的 {self.name}，共 {self.num_rows} 行。")
+        elif self.source == "mirror":
+            head = tr(f"ONLINE DATA: using {self.name} from the Hub mirror (HF_ENDPOINT), {self.num_rows} rows.",
+                      f"在线数据：使用来自 Hub 镜像（HF_ENDPOINT）的 {self.name}，共 {self.num_rows} 行。")
+        elif self.source == "modelscope":
+            head = tr(f"ONLINE DATA: using {self.name} from ModelScope, {self.num_rows} rows.",
+                      f"在线数据：使用来自魔搭 ModelScope 的 {self.name}，共 {self.num_rows} 行。")
         else:
-            head = f"OFFLINE DATA: using the course's {self.name}, {self.num_rows} rows, not orca-math from the Hub."
-        return f"{head}\nWhy: {self.reason}"
+            head = tr(f"OFFLINE DATA: using the course's {self.name}, {self.num_rows} rows, not orca-math from the Hub.",
+                      f"离线数据：使用课程自带的 {self.name}，共 {self.num_rows} 行，而不是来自 Hub 的 orca-math。")
+        return head + tr(f"\nWhy: {self.reason}", f"\n原因：{self.reason}")
 
 
 def chosen_source(source: str) -> tuple[str, str]:
     """The source to use and where that choice came from: ERNIE_COURSE_DATA refines source="auto"."""
     if source not in SOURCES:
-        raise ValueError(f"source={source!r} is not one of {list(SOURCES)}")
+        raise ValueError(tr(f"source={source!r} is not one of {list(SOURCES)}",
+                            f"source={source!r} 不是 {list(SOURCES)} 之一"))
     from_env = os.environ.get(DATA_ENV_VAR, "").strip().lower()
     if source != "auto" or not from_env:
-        return source, f"source={source!r} was asked for"
+        return source, tr(f"source={source!r} was asked for", f"指定了 source={source!r}")
     if from_env not in SOURCES:
-        raise ValueError(f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]!r} is not one of {list(SOURCES)}")
-    return from_env, f"{DATA_ENV_VAR}={from_env} is set"
+        raise ValueError(tr(f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]!r} is not one of {list(SOURCES)}",
+                            f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]!r} 不是 {list(SOURCES)} 之一"))
+    return from_env, tr(f"{DATA_ENV_VAR}={from_env} is set", f"设置了 {DATA_ENV_VAR}={from_env}")
 
 
 def load_math_dataset(split: str = "train", source: str = "auto"):
     """(datasets.Dataset with question/answer columns, DataChoice saying which data it is and why).
 
-    source: "auto" uses orca-math when the Hub is reachable, else the bundled problems; "hub" or
-    "bundled" force one. ERNIE_COURSE_DATA (auto/hub/bundled) overrides the default "auto".
+    source: "auto" uses orca-math from the Hub (or the mirror HF_ENDPOINT names) when it is reachable, else
+    from ModelScope when ERNIE_COURSE_MODEL=modelscope took the model from there, else the bundled problems;
+    "hub", "modelscope" or "bundled" force one. ERNIE_COURSE_DATA overrides the default "auto".
     """
     check_split(split)
     source, asked = chosen_source(source)
     if source == "bundled":
         return bundled_dataset(split, f"{asked}.")
-    from course_lib.environment import hub_reachable
+    if source == "modelscope":
+        return modelscope_dataset(split, f"{asked}.")
+    from course_lib.environment import hub_endpoint, hub_reachable, is_mirror
 
     if not hub_reachable():
         if source == "hub":
-            raise ConnectionError(f"{asked}, but the Hugging Face Hub is not reachable (or HF_HUB_OFFLINE=1). "
-                                  f"Set {DATA_ENV_VAR}=bundled to train on the course's bundled word problems.")
-        return bundled_dataset(split, "The Hugging Face Hub is not reachable (or HF_HUB_OFFLINE=1), so the "
-                                      "course falls back to its bundled word problems.")
+            raise ConnectionError(tr(
+                f"{asked}, but the Hugging Face Hub is not reachable (or HF_HUB_OFFLINE=1). Set "
+                f"{DATA_ENV_VAR}=bundled to train on the course's bundled word problems, or "
+                f"{DATA_ENV_VAR}=modelscope to load orca-math from ModelScope.",
+                f"{asked}，但无法访问 Hugging Face Hub（或设置了 HF_HUB_OFFLINE=1）。设置 {DATA_ENV_VAR}=bundled "
+                f"可改用课程自带的应用题，设置 {DATA_ENV_VAR}=modelscope 可从魔搭 ModelScope 加载 orca-math。"))
+        if os.environ.get("ERNIE_COURSE_MODEL", "").strip().lower() == "modelscope":
+            return modelscope_dataset(split, tr(
+                "The Hugging Face Hub is not reachable and ERNIE_COURSE_MODEL=modelscope is set, so the data comes "
+                "from ModelScope too.",
+                "无法访问 Hugging Face Hub，且设置了 ERNIE_COURSE_MODEL=modelscope，因此数据也从魔搭 ModelScope 获取。"),
+                fall_back=True)
+        return bundled_dataset(split, tr(
+            "The Hugging Face Hub is not reachable (or HF_HUB_OFFLINE=1), so the course falls back to its bundled "
+            "word problems. To load orca-math in mainland China, set HF_ENDPOINT=https://hf-mirror.com before the "
+            f"import cell, or {DATA_ENV_VAR}=modelscope (README: 'Reaching the model and data from mainland China').",
+            "无法访问 Hugging Face Hub（或设置了 HF_HUB_OFFLINE=1），因此课程改用自带的应用题。在中国大陆若要加载 "
+            f"orca-math，请在导入单元格之前设置 HF_ENDPOINT=https://hf-mirror.com，或设置 {DATA_ENV_VAR}=modelscope"
+            "（见 README.zh.md 的“在中国大陆获取模型和数据”一节）。"))
     import datasets
 
+    where = "mirror" if is_mirror(hub_endpoint()) else "hub"
     hub_split = HUB_SPLITS[split]
     try:
         table = datasets.load_dataset(HUB_DATASET, split=hub_split).select_columns(["question", "answer"])
     except Exception as error:  # noqa: BLE001 - any failure here means "no orca-math today"
         if source == "hub":
-            raise ConnectionError(f"{asked}, but loading {HUB_DATASET} failed: {error}") from error
-        why = (f"The Hub answered, but loading {HUB_DATASET} failed ({type(error).__name__}: {error}), so the "
-               "course falls back to its bundled word problems.")
+            raise ConnectionError(tr(f"{asked}, but loading {HUB_DATASET} failed: {error}",
+                                     f"{asked}，但加载 {HUB_DATASET} 失败：{error}")) from error
+        why = tr(f"The Hub ({hub_endpoint()}) answered, but loading {HUB_DATASET} failed ({type(error).__name__}: "
+                 f"{error}), so the course falls back to its bundled word problems.",
+                 f"Hub（{hub_endpoint()}）有响应，但加载 {HUB_DATASET} 失败（{type(error).__name__}：{error}），"
+                 "因此课程改用自带的应用题。")
         return bundled_dataset(split, why)
-    why = f"{asked}." if source == "hub" else "The Hugging Face Hub is reachable, so the course uses the real data."
-    return table, DataChoice("hub", f"{HUB_DATASET} ({hub_split})", why, len(table))
+    if source == "hub":
+        why = f"{asked}."
+    elif where == "mirror":
+        why = tr(f"The Hub mirror {hub_endpoint()} is reachable, so the course uses the real data.",
+                 f"Hub 镜像 {hub_endpoint()} 可以访问，因此课程使用真实数据。")
+    else:
+        why = tr("The Hugging Face Hub is reachable, so the course uses the real data.",
+                 "可以访问 Hugging Face Hub，因此课程使用真实数据。")
+    return table, DataChoice(where, f"{HUB_DATASET} ({hub_split})", why, len(table))
+
+
+def modelscope_dataset(split: str, reason: str, fall_back: bool = False):
+    """orca-math's ModelScope copy (MODELSCOPE_DATASET): its parquet files downloaded once into the work folder
+    with the `modelscope` client, then read by `datasets` with the same split slices as the Hub's. When
+    `fall_back`, any failure gives the bundled problems with the banner saying why; else it raises."""
+    from course_lib.paths import work_dir
+
+    try:
+        try:
+            from modelscope import snapshot_download
+        except ImportError as error:
+            raise ModuleNotFoundError(tr(
+                "Loading orca-math from ModelScope needs the ModelScope client, which is not installed: run `pip "
+                f"install modelscope` (in a notebook: `!pip install modelscope`), or set {DATA_ENV_VAR}=bundled.",
+                "从魔搭 ModelScope 加载 orca-math 需要 ModelScope 客户端，但它没有安装：请运行 `pip install "
+                f"modelscope`（在笔记本里：`!pip install modelscope`），或设置 {DATA_ENV_VAR}=bundled。")) from error
+        import datasets
+
+        folder = work_dir() / "data" / "modelscope" / MODELSCOPE_DATASET
+        snapshot_download(repo_id=MODELSCOPE_DATASET, repo_type="dataset", local_dir=str(folder),
+                          allow_patterns=["*.parquet"])
+        files = sorted(str(path) for path in folder.rglob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(tr(f"ModelScope's {MODELSCOPE_DATASET} gave no parquet files in {folder}",
+                                       f"魔搭 ModelScope 的 {MODELSCOPE_DATASET} 在 {folder} 中没有 parquet 文件"))
+        table = datasets.load_dataset("parquet", data_files=files, split=HUB_SPLITS[split])
+        table = table.select_columns(["question", "answer"])
+    except Exception as error:  # noqa: BLE001 - with fall_back, any failure means "bundled problems today"
+        if not fall_back:
+            raise
+        return bundled_dataset(split, reason + tr(f" But loading it failed ({type(error).__name__}: {error}), so the "
+                                                  "course falls back to its bundled word problems.",
+                                                  f"但加载失败（{type(error).__name__}：{error}），因此课程改用自带的应用题。"))
+    return table, DataChoice("modelscope", f"{MODELSCOPE_DATASET} ({HUB_SPLITS[split]})", reason, len(table))
 
 
 def bundled_dataset(split: str, reason: str):
@@ -534,7 +615,8 @@ def bundled_dataset(split: str, reason: str):
 
     table = datasets.Dataset.from_list(bundled_rows(split))
     seed = TRAIN_SEED if split == "train" else HELDOUT_SEED
-    name = f"bundled word problems (course_lib.data, {split}, seed {seed})"
+    name = tr(f"bundled word problems (course_lib.data, {split}, seed {seed})",
+              f"自带应用题（course_lib.data，{split}，种子 {seed}）")
     return table, DataChoice("bundled", name, reason, len(table))
 
 

@@ -105,11 +105,36 @@ def platform_name() -> str:
     return tr(found.name, chinese.get(found.key, found.name))
 
 
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+HUB_ENDPOINT_ENV = "HF_ENDPOINT"  # huggingface_hub's variable for a mirror, e.g. https://hf-mirror.com in China
+
+
+def hub_endpoint() -> str:
+    """The address Hub downloads go to. huggingface_hub reads HF_ENDPOINT once, when it is imported (its
+    `constants.ENDPOINT`), so once it is imported its value wins over a later change of the variable."""
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and getattr(constants, "ENDPOINT", None):
+        return constants.ENDPOINT.rstrip("/")
+    return os.environ.get(HUB_ENDPOINT_ENV, DEFAULT_HUB_ENDPOINT).rstrip("/") or DEFAULT_HUB_ENDPOINT
+
+
+def is_mirror(endpoint: str) -> bool:
+    """True unless `endpoint` is the Hugging Face Hub itself."""
+    return endpoint.rstrip("/") not in (DEFAULT_HUB_ENDPOINT, "https://hf.co")
+
+
+def endpoint_set_too_late() -> str | None:
+    """HF_ENDPOINT's value when it differs from what huggingface_hub read at import (set or changed after
+    `import unsloth` / `transformers`), so that downloads ignore it until the kernel restarts; else None."""
+    wanted = os.environ.get(HUB_ENDPOINT_ENV, DEFAULT_HUB_ENDPOINT).rstrip("/") or DEFAULT_HUB_ENDPOINT
+    return wanted if wanted != hub_endpoint() else None
+
+
 def hub_url(model_id: str = DEFAULT_MODEL) -> str:
-    """`model_id`'s page on the Hub, or on the mirror HF_ENDPOINT names (e.g. hf-mirror.com in China), which
-    huggingface_hub then downloads from too."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    return f"{endpoint}/api/models/{model_id}"
+    """`model_id`'s API page at its main revision on the Hub, or on the mirror HF_ENDPOINT names (e.g.
+    hf-mirror.com in China): the address huggingface_hub downloads from (`hub_endpoint`). The revision form is
+    what `huggingface_hub.model_info(revision=...)` asks; olah 0.5.4 serving offline answers only that form."""
+    return f"{hub_endpoint()}/api/models/{model_id}/revision/main"
 
 
 def hub_reachable(model_id: str = DEFAULT_MODEL, timeout: float = 3.0) -> bool:
@@ -120,7 +145,9 @@ def hub_reachable(model_id: str = DEFAULT_MODEL, timeout: float = 3.0) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(urllib.request.Request(hub_url(model_id), method="HEAD"), timeout=timeout):
+        # GET, the method huggingface_hub's model_info uses, so any Hub or mirror that serves downloads answers it
+        # (a few kB of JSON); HEAD on an API route is not something every mirror implements.
+        with urllib.request.urlopen(urllib.request.Request(hub_url(model_id), method="GET"), timeout=timeout):
             return True
     except Exception:  # refused, timed out, DNS failure, proxy error: all mean "not reachable from here"
         return False

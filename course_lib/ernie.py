@@ -12,6 +12,18 @@ BASE_MODEL = "baidu/ERNIE-4.5-0.3B-Base-PT"  # the pre-trained base model of the
 LARGE_MODEL = "baidu/ERNIE-4.5-21B-A3B-PT"  # mixture of experts, 21B parameters (3B active), chat model
 LARGE_BASE_MODEL = "baidu/ERNIE-4.5-21B-A3B-Base-PT"
 
+# The same models on ModelScope (modelscope.cn), for learners who cannot reach the Hub: Baidu publishes them
+# there under the PaddlePaddle organisation with the same names. Sources, read 2026-12: ModelScope's own
+# ms-swift (swift/llm/model/model/baidu.py pairs each ModelScope id with its Hub id) and LLaMA-Factory
+# (src/llamafactory/extras/constants.py, DownloadSource.MODELSCOPE). Not downloaded from here: ModelScope is
+# out of reach of the machines that test the course.
+MODELSCOPE_IDS = {
+    DEFAULT_MODEL: "PaddlePaddle/ERNIE-4.5-0.3B-PT",
+    BASE_MODEL: "PaddlePaddle/ERNIE-4.5-0.3B-Base-PT",
+    LARGE_MODEL: "PaddlePaddle/ERNIE-4.5-21B-A3B-PT",
+    LARGE_BASE_MODEL: "PaddlePaddle/ERNIE-4.5-21B-A3B-Base-PT",
+}
+
 # ERNIE-4.5's chat format:  <|begin_of_sentence|>User: {question}\nAssistant: {answer}<|end_of_sentence|>
 BEGIN = "<|begin_of_sentence|>"  # opens a conversation (the tokenizer's cls_token)
 END_OF_TURN = "<|end_of_sentence|>"  # closes every assistant turn (the tokenizer's sep_token)

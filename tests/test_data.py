@@ -1,5 +1,6 @@
 """The bundled word problems, the answer parser and the data loader. No network: the Hub is never asked."""
 
+import importlib.util
 import random
 import re
 import subprocess
@@ -341,3 +342,33 @@ def test_drop_training_repeats_from_the_bundled_heldout_split():
     assert dropped["near"] > 0  # the bundled split holds near repeats: one template, the same numbers
     assert len(kept) + dropped["exact"] + dropped["near"] == len(heldout)
     assert data.training_repeats(list(train["question"]), list(kept["question"])) == [None] * len(kept)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("modelscope") is not None,
+                    reason="the modelscope client is installed here: this test is about a machine without it")
+def test_modelscope_without_its_client_says_how_to_install_it(hub, monkeypatch):
+    monkeypatch.setenv(data.DATA_ENV_VAR, "modelscope")
+    with pytest.raises(ModuleNotFoundError, match="pip install modelscope"):
+        data.load_math_dataset("heldout")
+    assert hub.calls == []  # asked for ModelScope: the Hub is not consulted
+
+
+@pytest.mark.skipif(importlib.util.find_spec("modelscope") is not None,
+                    reason="the modelscope client is installed here: this test is about a machine without it")
+def test_auto_with_the_model_from_modelscope_falls_back_and_says_why(hub, monkeypatch):
+    """ERNIE_COURSE_MODEL=modelscope makes auto try ModelScope's orca-math when the Hub is out of reach; without the
+    client that fails, and the bundled problems come with the reason."""
+    monkeypatch.setenv("ERNIE_COURSE_MODEL", "modelscope")
+    table, choice = data.load_math_dataset("heldout")
+    assert choice.source == "bundled" and table.num_rows == data.HELDOUT_SIZE
+    assert "ModelScope" in choice.reason and "pip install modelscope" in choice.reason
+
+
+def test_offline_data_banner_says_how_to_reach_orca_math_in_both_languages(hub, monkeypatch):
+    from course_lib.language import LANGUAGE_ENV
+
+    _, choice = data.load_math_dataset("heldout")
+    assert "HF_ENDPOINT=https://hf-mirror.com" in choice.banner() and "modelscope" in choice.banner()
+    monkeypatch.setenv(LANGUAGE_ENV, "zh")
+    _, choice = data.load_math_dataset("heldout")
+    assert choice.banner().startswith("离线数据") and "HF_ENDPOINT=https://hf-mirror.com" in choice.banner()

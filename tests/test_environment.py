@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from course_lib import environment
@@ -71,11 +75,28 @@ def test_precision_forced_from_the_environment(monkeypatch):
         choose_precision(None)  # a CPU cannot honour it, and says so
 
 
-def test_the_hub_check_follows_a_mirror(monkeypatch):
+def test_the_hub_check_follows_a_mirror_set_before_the_import():
+    """In a fresh Python, as in a notebook whose first cell sets HF_ENDPOINT: huggingface_hub reads it at import,
+    and the check asks the address huggingface_hub will download from."""
+    code = ("import huggingface_hub, course_lib.environment as e; "
+            "print(e.hub_url(), e.is_mirror(e.hub_endpoint()), e.endpoint_set_too_late())")
+    env = {**os.environ, "HF_ENDPOINT": "https://hf-mirror.com/"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["https://hf-mirror.com/api/models/baidu/ERNIE-4.5-0.3B-PT/revision/main",
+                                     "True", "None"]
+
+
+def test_a_mirror_set_after_the_import_is_reported_not_followed(monkeypatch):
+    """This process imported huggingface_hub (conftest imports unsloth) with no HF_ENDPOINT: setting it now does not
+    move downloads, so the check keeps asking the Hub and says the variable came too late."""
+    import huggingface_hub.constants
+
+    assert huggingface_hub.constants.ENDPOINT == "https://huggingface.co"  # nothing set HF_ENDPOINT before the tests
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    assert environment.hub_url() == "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT"
+    assert environment.endpoint_set_too_late() is None and not environment.is_mirror(environment.hub_endpoint())
     monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.com/")
-    assert environment.hub_url() == "https://hf-mirror.com/api/models/baidu/ERNIE-4.5-0.3B-PT"
+    assert environment.hub_url() == "https://huggingface.co/api/models/baidu/ERNIE-4.5-0.3B-PT/revision/main"
+    assert environment.endpoint_set_too_late() == "https://hf-mirror.com"
 
 
 def test_the_report_speaks_chinese_in_the_chinese_edition(monkeypatch):
