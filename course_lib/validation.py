@@ -50,14 +50,18 @@ def load_rows(source) -> Rows:
     if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas
         source = source.to_dict("records")
     if hasattr(source, "keys"):  # a DatasetDict, or one row instead of a list of rows
-        raise ValueError(f"expected rows, got a mapping with keys {list(source.keys())}: pick a split, "
-                         "e.g. load_rows(dataset['train']), or pass a list of rows")
+        raise ValueError(tr(f"expected rows, got a mapping with keys {list(source.keys())}: pick a split, "
+                            "e.g. load_rows(dataset['train']), or pass a list of rows",
+                            f"需要的是一行行数据，得到的却是一个映射，键为 {list(source.keys())}：选一个划分，"
+                            "例如 load_rows(dataset['train'])，或者传入一个由行组成的列表"))
     rows = list(source)  # a datasets.Dataset iterates as dicts
     not_dicts = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
     if not_dicts:
-        raise ValueError(f"{count(len(not_dicts), 'row')} not a dict, e.g. row {not_dicts[0]}: "
-                         f"{rows[not_dicts[0]]!r:.80}; each row must be a dict like "
-                         "{'question': ..., 'answer': ...}")
+        raise ValueError(tr(f"{count(len(not_dicts), 'row')} not a dict, e.g. row {not_dicts[0]}: "
+                            f"{rows[not_dicts[0]]!r:.80}; each row must be a dict like "
+                            "{'question': ..., 'answer': ...}",
+                            f"{len(not_dicts):,} 行不是 dict，例如第 {not_dicts[0]} 行：{rows[not_dicts[0]]!r:.80}；"
+                            "每一行都必须是形如 {'question': ..., 'answer': ...} 的 dict"))
     return Rows(rows)
 
 
@@ -89,7 +93,9 @@ def lines_of(rows: Rows, indices: list[int]) -> str:
             spans.append(f"{start}" if start == previous else f"{start}-{previous}")
             start = number
     shown = ", ".join(spans[:8]) + (", ..." if len(spans) > 8 else "")
-    return f"{'lines' if numbers is not indices else 'rows'} {shown}"
+    if numbers is not indices:
+        return tr(f"lines {shown}", f"文件第 {shown} 行")
+    return tr(f"rows {shown}", f"行 {shown}")
 
 
 def shapes_by_row(rows) -> dict[int, list[str]]:
@@ -103,25 +109,32 @@ def detect_shape(rows) -> str:
     known = "; ".join(f"{shape}: {', '.join(needed)}" for shape, needed in SHAPES.items())
     if not any(fits.values()):
         columns = columns_of(rows)
-        raise ValueError(f"cannot tell the shape of this data: its columns are {columns}. The shapes the course "
-                         f"reads are ({known}). Rename your columns, or map them: {mapping_advice(columns)}")
+        raise ValueError(tr(f"cannot tell the shape of this data: its columns are {columns}. The shapes the course "
+                            f"reads are ({known}). Rename your columns, or map them: {mapping_advice(columns)}",
+                            f"看不出这份数据是哪种格式：它的列是 {columns}。课程能读的格式有（{known}）。"
+                            f"请重命名这些列，或者做映射：{mapping_advice(columns)}"))
     several = {tuple(f) for f in fits.values() if len(f) > 1}
     if several:
         first = sorted(several)[0]
-        raise ValueError(f"the data fits several shapes ({', '.join(first)}): its columns are {columns_of(rows)}. "
-                         f"Say which to read: to_question_answer(rows, shape={first[0]!r})")
+        raise ValueError(tr(f"the data fits several shapes ({', '.join(first)}): its columns are {columns_of(rows)}. "
+                            f"Say which to read: to_question_answer(rows, shape={first[0]!r})",
+                            f"这份数据同时符合几种格式（{', '.join(first)}）：它的列是 {columns_of(rows)}。"
+                            f"请指明按哪种读：to_question_answer(rows, shape={first[0]!r})"))
     by_shape = {}
     for i, f in fits.items():
         if f:
             by_shape.setdefault(f[0], []).append(i)
     if len(by_shape) > 1:
-        raise ValueError(f"the rows are in {len(by_shape)} shapes: {mix(rows, by_shape)}. to_question_answer(rows) "
-                         "reads each row in its own shape")
+        raise ValueError(tr(f"the rows are in {len(by_shape)} shapes: {mix(rows, by_shape)}. to_question_answer(rows) "
+                            "reads each row in its own shape",
+                            f"这些行属于 {len(by_shape)} 种格式：{mix(rows, by_shape)}。to_question_answer(rows) "
+                            "会按每一行自己的格式读取"))
     return next(iter(by_shape))
 
 
 def mix(rows: Rows, by_shape: dict[str, list[int]]) -> str:
-    return "; ".join(f"{count(len(found), 'row')} {shape} ({lines_of(rows, found)})" for shape, found in by_shape.items())
+    return tr("; ", "；").join(tr(f"{count(len(found), 'row')} {shape} ({lines_of(rows, found)})",
+                                f"{len(found):,} 行 {shape}（{lines_of(rows, found)}）") for shape, found in by_shape.items())
 
 
 def to_question_answer(rows, shape: str | None = None, columns: dict[str, str] | None = None) -> Rows:
@@ -142,10 +155,11 @@ def to_question_answer(rows, shape: str | None = None, columns: dict[str, str] |
     if shape is None and (any(len(f) > 1 for f in fits.values()) or not any(fits.values())):
         detect_shape(rows)  # raises, saying which shapes fit
     elif shape is not None and shape not in SHAPES:
-        raise ValueError(f"shape={shape!r} is not one of {list(SHAPES)}")
+        raise ValueError(tr(f"shape={shape!r} is not one of {list(SHAPES)}", f"shape={shape!r} 不在 {list(SHAPES)} 之中"))
     elif shape is not None and not any(shape in f for f in fits.values()):
-        raise ValueError(f"shape={shape!r} needs the column(s) {list(SHAPES[shape])}; your rows have "
-                         f"{columns_of(rows)}")
+        raise ValueError(tr(f"shape={shape!r} needs the column(s) {list(SHAPES[shape])}; your rows have "
+                            f"{columns_of(rows)}",
+                            f"shape={shape!r} 需要列 {list(SHAPES[shape])}；你的行只有 {columns_of(rows)}"))
     out, problems, by_shape, n_system = [], dict(rows.problems), {}, 0
     for i, row in enumerate(rows):
         row_shape = shape if shape in fits[i] else (fits[i][0] if shape is None and fits[i] else None)
@@ -175,18 +189,24 @@ def to_question_answer(rows, shape: str | None = None, columns: dict[str, str] |
                            else {"messages": messages})
     notes = list(rows.notes)
     if len(by_shape) > 1:
-        notes.append(f"the rows are in {len(by_shape)} shapes, each read in its own: {mix(rows, by_shape)}")
+        notes.append(tr(f"the rows are in {len(by_shape)} shapes, each read in its own: {mix(rows, by_shape)}",
+                        f"这些行属于 {len(by_shape)} 种格式，各按自己的格式读取：{mix(rows, by_shape)}"))
     if n_system:
-        notes.append(f"kept the system turn of {count(n_system, 'row')} (it is read, never trained)")
+        notes.append(tr(f"kept the system turn of {count(n_system, 'row')} (it is read, never trained)",
+                        f"保留了 {n_system:,} 行的 system 轮（模型会读到它，但不在它上面训练）"))
     return Rows(out, rows.lines, rows.source, rows.unreadable, problems, notes)
 
 
 def wrong_columns(row: dict, shape: str | None, fits: list[str]) -> str:
-    have = f"has the columns {', '.join(row) or '(none)'}"
+    columns = ', '.join(row) or tr('(none)', '（无）')
     if fits:  # a row of another shape, with shape= given
-        return (f"{have}: the {fits[0]} shape, not {shape}: call to_question_answer(rows) without shape= to read "
-                "each row in its own shape")
-    return f"{have}, which fit no shape the course reads: map them, e.g. {mapping_advice(list(row))}"
+        return tr(f"has the columns {columns}: the {fits[0]} shape, not {shape}: call to_question_answer(rows) "
+                  "without shape= to read each row in its own shape",
+                  f"它的列是 {columns}：属于 {fits[0]} 格式，不是 {shape}：调用 to_question_answer(rows) 时不要传 "
+                  "shape=，就会按每一行自己的格式读取")
+    return tr(f"has the columns {columns}, which fit no shape the course reads: map them, e.g. "
+              f"{mapping_advice(list(row))}",
+              f"它的列是 {columns}，不符合课程能读的任何格式：请做映射，例如 {mapping_advice(list(row))}")
 
 
 def conversation(turns, shape: str = "openai") -> tuple[list[dict] | None, tuple[str, str] | None]:
@@ -195,17 +215,20 @@ def conversation(turns, shape: str = "openai") -> tuple[list[dict] | None, tuple
     role_key, text_key = TURN_KEYS[shape]
     column = SHAPES[shape][0]
     if not isinstance(turns, list) or not turns:
-        what = "empty" if turns == [] else f"{type(turns).__name__}, not a list of turns"
-        return None, ("conversation", f"{column} is {what}")
+        what = (tr("empty", "空的") if turns == [] else
+                tr(f"{type(turns).__name__}, not a list of turns", f"{type(turns).__name__}，不是由轮次组成的列表"))
+        return None, ("conversation", tr(f"{column} is {what}", f"{column} 是{what}"))
     messages = []
     for number, turn in enumerate(turns, 1):
         if not isinstance(turn, dict) or role_key not in turn or text_key not in turn:
-            return None, ("conversation", f"turn {number} of {column} needs '{role_key}' and '{text_key}': {turn!r:.60}")
+            return None, ("conversation", tr(f"turn {number} of {column} needs '{role_key}' and '{text_key}': {turn!r:.60}",
+                                             f"{column} 的第 {number} 轮需要 '{role_key}' 和 '{text_key}'：{turn!r:.60}"))
         role = ROLES.get(turn[role_key])
         if role is None:
             names = "'human'/'user', 'gpt'/'assistant'" if shape == "sharegpt" else "'user', 'assistant'"
-            return None, ("conversation", f"turn {number} has the role {turn[role_key]!r}: use {names} or 'system'")
-        why = field_problem(turn[text_key], f"turn {number} ({role}) {text_key}")
+            return None, ("conversation", tr(f"turn {number} has the role {turn[role_key]!r}: use {names} or 'system'",
+                                             f"第 {number} 轮的角色是 {turn[role_key]!r}：请用 {names} 或 'system'"))
+        why = field_problem(turn[text_key], tr(f"turn {number} ({role}) {text_key}", f"第 {number} 轮（{role}）的 {text_key}"))
         if why:
             return None, ("fields", why)
         messages.append({"role": role, "content": turn[text_key]})
@@ -215,29 +238,34 @@ def conversation(turns, shape: str = "openai") -> tuple[list[dict] | None, tuple
     if body and body == expected[:len(body)] and body[-1] == "assistant":
         return messages, None
     if "system" in body:
-        why = "a system turn after the first turn"
+        why = tr("a system turn after the first turn", "第一轮之后又出现了 system 轮")
     elif not body:
-        why = "only a system turn"
+        why = tr("only a system turn", "只有一个 system 轮")
     elif body[0] == "assistant":
-        why = "starts with the assistant: the first turn after any system turn must be the user's"
+        why = tr("starts with the assistant: the first turn after any system turn must be the user's",
+                 "以 assistant 开头：system 轮之后的第一轮必须是 user 的")
     elif body[-1] == "user" and body == expected[:len(body)]:
-        why = "ends with the user: nothing after it to train"
+        why = tr("ends with the user: nothing after it to train", "以 user 结尾：后面没有可以训练的回答")
     else:
         turn = next(k for k, (a, b) in enumerate(zip(body, expected)) if a != b) + 1 + (roles[0] == "system")
-        why = f"two {roles[turn - 1]} turns in a row (turns {turn - 1} and {turn}): user and assistant must take turns"
-    return None, ("conversation", f"{column} has the turns {roles}: {why}")
+        why = tr(f"two {roles[turn - 1]} turns in a row (turns {turn - 1} and {turn}): user and assistant must take "
+                 "turns", f"连续两个 {roles[turn - 1]} 轮（第 {turn - 1} 和第 {turn} 轮）：user 和 assistant 必须轮流")
+    return None, ("conversation", tr(f"{column} has the turns {roles}: {why}", f"{column} 的轮次是 {roles}：{why}"))
 
 
 def field_problem(value, name: str) -> str | None:
     if value is None:
-        return f"{name} is null"
+        return tr(f"{name} is null", f"{name} 是 null")
     if isinstance(value, float) and value != value:
-        return f"{name} is missing (NaN: an empty cell)"
+        return tr(f"{name} is missing (NaN: an empty cell)", f"{name} 缺失（NaN：一个空单元格）")
     if not isinstance(value, str):
         kind = type(value).__name__
-        return f"{name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({value!r:.40}), not text"
+        return tr(f"{name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({value!r:.40}), not text",
+                  f"{name} 是 {kind}（{value!r:.40}），不是文本")
     if not value.strip():
-        return f"{name} is empty" if not value else f"{name} is only whitespace"
+        if not value:
+            return tr(f"{name} is empty", f"{name} 是空的")
+        return tr(f"{name} is only whitespace", f"{name} 只有空白字符")
     return None
 
 
@@ -247,9 +275,11 @@ def row_problem(row: dict) -> tuple[str, str] | None:
         for name in ("question", "answer"):
             if name not in row:
                 guess = guess_column(row, QUESTION_NAMES if name == "question" else ANSWER_NAMES)
-                return "fields", (f"{name} is missing: the row has the columns {', '.join(row)}" + (
-                    f"; if {guess!r} holds the {name}, map it: to_question_answer(rows, columns={{{guess!r}: "
-                    f"{name!r}}})" if guess else ""))
+                advice = tr(f"; if {guess!r} holds the {name}, map it: ",
+                            f"；如果 {guess!r} 里是 {name}，就做映射：") + \
+                    f"to_question_answer(rows, columns={{{guess!r}: {name!r}}})" if guess else ""
+                return "fields", tr(f"{name} is missing: the row has the columns {', '.join(row)}",
+                                    f"缺少 {name}：这一行的列是 {', '.join(row)}") + advice
             why = field_problem(row[name], name)
             if why:
                 return "fields", why
@@ -336,7 +366,7 @@ class Report:
                             f"{'it' if len(unreadable) == 1 else 'them'} in the file (drop_bad leaves "
                             f"{'it' if len(unreadable) == 1 else 'them'} out)",
                             f"{name} 中有 {len(unreadable):,} 行无法读取：请在文件中修正（drop_bad 会把它们去掉）"))
-            lines += [f"  line {line}: {why}" for line, why in list(unreadable.items())[:SHOWN]]
+            lines += [tr(f"  line {line}: {why}", f"  第 {line} 行：{why}") for line, why in list(unreadable.items())[:SHOWN]]
             lines += [tr(f"  ... and {len(unreadable) - SHOWN} more", f"  ……还有 {len(unreadable) - SHOWN} 行")
                       ] if len(unreadable) > SHOWN else []
         if self.ok:
@@ -362,7 +392,7 @@ class Report:
             if found:
                 lines.append(tr(f"{count(len(found), 'row')} {title}", f"{len(found):,} 行{title}")
                              + (tr(f": {consequence}", f"：{consequence}") if consequence else ""))
-                lines += [f"  {where(self.rows, i)}: {say(i, found)}" for i in sorted(found)[:SHOWN]]
+                lines += [f"  {where(self.rows, i)}{tr(': ', '：')}{say(i, found)}" for i in sorted(found)[:SHOWN]]
                 if len(found) > SHOWN:
                     lines.append(tr(f"  ... and {len(found) - SHOWN} more", f"  ……还有 {len(found) - SHOWN} 行"))
         also = tr(f", and {count(len(unreadable), 'line')} could not be read",

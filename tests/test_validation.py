@@ -428,6 +428,7 @@ def test_the_report_speaks_chinese_and_still_names_the_rows(monkeypatch):
                        {"question": "q2", "answer": "a"}])
     lines = str(report).splitlines()
     assert lines[0] == "已检查 3 行（行号从 0 开始，和 rows[i] 一样）"
-    assert "1 行有空的、null 或不是文本的字段" in lines and "  row 2: 重复第 1 行" in lines
+    assert "1 行有空的、null 或不是文本的字段" in lines and "  行 2：重复第 1 行" in lines
+    assert "  行 0：answer 是空的" in lines  # the row's own reason too, not only the report around it
     assert lines[-1] == "3 行中有 2 行会训练出问题：请在数据中修正它们，或调用 report.drop_bad() 把它们去掉。"
     assert report.drop_bad()[1] == "3 行中保留 1 行；去掉 2 行（1 字段有误，1 重复）：第 0, 2 行"
