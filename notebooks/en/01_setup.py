@@ -124,7 +124,10 @@ LOAD_IN_4BIT = False  # True stores the blocks' Linear weights in 4 bits (QLoRA)
 
 # %% [markdown]
 # Which model will actually load? If the Hub cannot be reached (or `ERNIE_COURSE_MODEL=tiny` is set), the
-# course falls back to a tiny ERNIE-4.5 slice built on this machine, and the banner below says so loudly.
+# course falls back to a tiny ERNIE-4.5 slice built on this machine, and the banner below says so loudly,
+# with how to reach the real model instead. The banner also names where a real model came from: the Hub, a
+# Hub mirror (`HF_ENDPOINT`, set in a cell above §1), or ModelScope (`ERNIE_COURSE_MODEL=modelscope`);
+# README.zh.md shows both, for learners in mainland China.
 
 # %%
 from course_lib.models import resolve_model

@@ -102,8 +102,8 @@ MODEL_NAME = "baidu/ERNIE-4.5-0.3B-PT"  # the chat model; "baidu/ERNIE-4.5-0.3B-
 MAX_SEQ_LENGTH = 1024  # tokens; the longest example the model will see (word problems need < 400)
 LOAD_IN_4BIT = False  # True stores the blocks' Linear weights in 4 bits (QLoRA); solution 3 measures it
 
-# %% [markdown] en_hash="24b71f8309"
-# 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用离线替身模型（一个在本机构建、很小的 ERNIE-4.5 模型），下面的横幅（banner）会醒目地说明这一点。
+# %% [markdown] en_hash="65c95f83fd"
+# 实际会加载哪个模型？如果连不上 Hub（或者设置了 `ERNIE_COURSE_MODEL=tiny`），课程会退而使用离线替身模型（一个在本机构建、很小的 ERNIE-4.5 模型），下面的横幅（banner）会醒目地说明这一点，并告诉你怎样改用真实模型。横幅也会说明真实模型是从哪里来的：Hub、Hub 镜像（`HF_ENDPOINT`，在第 1 节之前的单元格里设置）或者魔搭 ModelScope（`ERNIE_COURSE_MODEL=modelscope`）；在中国大陆的做法见 README.zh.md。
 
 # %%
 from course_lib.models import resolve_model
