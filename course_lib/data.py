@@ -404,9 +404,12 @@ def drop_training_repeats(heldout, train):
 
 
 # A number as people write it: -5, −5, $1,250.00, 3.5, .75; a hyphen between digits (3-5) is no minus sign,
-# and a power (the 2 of cm^2) is no number.
-NUMBER = re.compile(r"(?<![\w.^])([-−])?\$?([-−])?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
-ANSWER_MARKER = re.compile(r"answer is|####|\\boxed\{", re.IGNORECASE)
+# and a power (the 2 of cm^2) is no number. A letter or digit just before it makes it part of a word (x2, B12),
+# but a Chinese character does not: Chinese writes numbers without spaces (共42元).
+NUMBER = re.compile(r"(?<![^\W\u3400-\u9fff\uf900-\ufaff]|[.^])"
+                    r"([-−])?\$?([-−])?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
+# "The answer is 12", "#### 12", "\boxed{12}", and the Chinese set's "答案是 12" (also 答案为 12, 答案：12).
+ANSWER_MARKER = re.compile(r"answer is|####|\\boxed\{|答案\s*[是为:：]", re.IGNORECASE)
 
 
 def numbers_in(text: str) -> list[float]:
@@ -415,7 +418,7 @@ def numbers_in(text: str) -> list[float]:
 
 def final_number_span(text: str) -> tuple[float, int, int] | None:
     """(value, start, end) of the final number: the first after the last "The answer is" (or "####",
-    "\\boxed{"), else the last number of the text; None when there is no number."""
+    "\\boxed{", "答案是"), else the last number of the text; None when there is no number."""
     markers = list(ANSWER_MARKER.finditer(text))
     if markers:
         tail = markers[-1].end()
@@ -441,9 +444,9 @@ def final_answer(text: str) -> float | None:
     return span[0] if span else None
 
 
-# A sentence ends at a line break or at . ! ? before a space or the end ("3.50" is no end); a number is not
+# A sentence ends at a line break, at . ! ? before a space or the end ("3.50" is no end), or at 。！？; a number is not
 # the whole answer when its sentence also holds a fraction or ratio (3/4, 2:3).
-SENTENCE_END = re.compile(r"\n|[.!?](?=\s|$)")
+SENTENCE_END = re.compile(r"\n|[.!?](?=\s|$)|[。！？]")  # Chinese full stops need no space after
 FRACTION_OR_RATIO = re.compile(r"\d\s*[/:]\s*\.?\d")
 
 

@@ -139,10 +139,11 @@ def generate_turns(model, tokenizer, questions: list[str], max_new_tokens: int =
             with torch.no_grad():
                 output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
                                         pad_token_id=tokenizer.pad_token_id)
-            new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
-            answers += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-            for tokens in new_tokens:
+            for tokens in output[:, batch["input_ids"].shape[1]:].tolist():
                 stop = first_stop(tokens, stops)
+                # The answer is what came before its stop (and the padding after it), whatever token the stop is.
+                kept = tokens if stop is None else tokens[:tokens.index(stop)]
+                answers.append(tokenizer.decode(kept, skip_special_tokens=True).strip())
                 endings.append(None if stop is None else tokenizer.convert_ids_to_tokens(stop))
     finally:
         tokenizer.padding_side = side

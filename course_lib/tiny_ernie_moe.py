@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from course_lib.language import tr
+
 # Layer 0 dense, layers 1-2 MoE; 8 routed experts (the real model: 64), top-2 routing (real: top-6), two shared
 # experts as in the real model. 96-wide experts keep the routed experts the largest part, as they are in the 21B.
 TINY_MOE_SHAPE = dict(num_hidden_layers=3, moe_num_experts=8, moe_k=2, moe_num_shared_experts=2,
@@ -43,9 +45,11 @@ def moe_config(shape: str = "tiny", vocab_size: int | None = None):
     if shape == "21b-a3b":
         return Ernie4_5_MoeConfig()
     if shape != "tiny":
-        raise ValueError(f"unknown MoE shape {shape!r}: use 'tiny' or '21b-a3b'")
+        raise ValueError(tr(f"unknown MoE shape {shape!r}: use 'tiny' or '21b-a3b'",
+                            f"未知的 MoE 形状 {shape!r}：请用 'tiny' 或 '21b-a3b'"))
     if vocab_size is None:
-        raise ValueError("the tiny MoE needs vocab_size (the tokenizer's length)")
+        raise ValueError(tr("the tiny MoE needs vocab_size (the tokenizer's length)",
+                            "微型 MoE 需要 vocab_size（分词器的长度）"))
     dense = ernie_config("tiny", vocab_size=vocab_size)
     return Ernie4_5_MoeConfig(**{name: getattr(dense, name) for name in DENSE_FIELDS}, **TINY_MOE_SHAPE)
 
@@ -83,7 +87,7 @@ def part_of(name: str) -> str:
         return "dense MLP"
     if "norm" in name:
         return "norms"
-    raise ValueError(f"parameter {name!r} is in none of {PARTS}")
+    raise ValueError(tr(f"parameter {name!r} is in none of {PARTS}", f"参数 {name!r} 不属于 {PARTS} 中的任何一部分"))
 
 
 def parameter_parts(model, trainable_only: bool = False) -> dict[str, int]:

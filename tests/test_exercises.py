@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*/[0-9][0-9]_*.py")) + sorted(NOTEBOOK_DIR.glob("*/[0-9][0-9]_*.ipynb"))
 # Exercises per notebook: a lost exercise (or one added without its solution) fails here, not just a total.
-EXERCISES = {"01_setup": 3, "02_lora_configuration": 3, "03_data_formatting": 4, "04_training": 4,
+EXERCISES = {"01_setup": 3, "02_lora_configuration": 3, "03_data_formatting": 4, "04_training": 5,
              "05_merge_and_save": 6}
 # The heading that opens the exercises, per edition; a translation keeps the numbered list under its own.
 EXERCISES_HEADING = {"en": "## Exercises", "zh": "## 练习"}

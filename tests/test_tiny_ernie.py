@@ -75,11 +75,26 @@ def test_space_joins_the_next_word_as_in_ernies_tokenizer(tokenizer):
 
 
 def test_tokenizer_encodes_any_text(tokenizer):
-    text = "Lin 买了 3 个苹果, café ≥ 2½!"
+    text = "Lin 买了 3 个苹果, café ≥ 2½ 🍎!"  # é, ≥, ½ and the emoji are in no training text
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids
     assert any(token.startswith("<0x") for token in tokenizer.convert_ids_to_tokens(ids))  # byte fallback
     assert tokenizer.decode(ids) == text
+
+
+def test_tokenizer_covers_the_chinese_set(tokenizer):
+    """ERNIE-4.5 reads Chinese; so does its stand-in: every character of the Chinese word problems, held-out
+    rows included, is a piece of its own (bytes would cost 3 tokens a character), and pieces join common pairs."""
+    from course_lib.data_zh import bundled_chinese_rows
+
+    texts = [f"{row['question']}\n{row['answer']}" for row in bundled_chinese_rows("heldout")]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    pieces = [piece for row in ids for piece in tokenizer.convert_ids_to_tokens(row)]
+    assert not [piece for piece in pieces if piece.startswith("<0x")]  # no byte fallback
+    per_character = sum(map(len, ids)) / sum(map(len, texts))
+    assert per_character < 0.8, per_character  # measured 0.73 (2.09 when the tokenizer had seen no Chinese)
+    assert [tokenizer.decode(row) for row in ids] == texts
+    assert len(tokenizer("答案是", add_special_tokens=False)["input_ids"]) <= 2
 
 
 def test_assistant_mask_covers_exactly_answers_and_end_token(tokenizer):

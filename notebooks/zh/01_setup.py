@@ -265,8 +265,9 @@ for language, text in translations.items():
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     print(f"{language:>8}: {n:>3} tokens for {len(text):>2} characters = {n / n_english:.1f}x English")
 # More tokens means less text per context and more compute per sentence. The offline stand-in learned its
-# vocabulary from the course's English word problems alone, so other scripts cost it more; ERNIE-4.5's own
-# tokenizer (103,424 tokens) was not built that way: run this again on Colab with it and compare.
+# 1,536 pieces from the course's English and Chinese word problems only: a character it never saw there (玛, 雅
+# and 美 here) falls back to its UTF-8 bytes, 3 tokens each. ERNIE-4.5 is a Chinese-English model (its model
+# card, huggingface.co/baidu/ERNIE-4.5-0.3B-PT, lists en and zh) with 103,424 tokens: run this on Colab and compare.
 
 # %% en_title="Solution 3: what 4-bit would save" jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # @title 答案 3：4-bit 能省下多少 { display-mode: "form" }
