@@ -592,7 +592,7 @@ def modelscope_dataset(split: str, reason: str, fall_back: bool = False):
                 "Loading orca-math from ModelScope needs the ModelScope client, which is not installed: run `pip "
                 f"install modelscope` (in a notebook: `!pip install modelscope`), or set {DATA_ENV_VAR}=bundled.",
                 "从魔搭 ModelScope 加载 orca-math 需要 ModelScope 客户端，但它没有安装：请运行 `pip install "
-                f"modelscope`（在笔记本里：`!pip install modelscope`），或设置 {DATA_ENV_VAR}=bundled。")) from error
+                f"modelscope`（在 notebook 里：`!pip install modelscope`），或设置 {DATA_ENV_VAR}=bundled。")) from error
         import datasets
 
         folder = work_dir() / "data" / "modelscope" / MODELSCOPE_DATASET

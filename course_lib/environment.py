@@ -190,7 +190,7 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
     }
     if check_hub:
         rows["hugging face hub"] = (tr("reachable", "可以访问") if hub_reachable() else
-                                    tr("NOT reachable (offline fallbacks will be used)", "无法访问（将使用离线替代）"))
+                                    tr("NOT reachable (offline fallbacks will be used)", "无法访问（将改用离线替身模型和课程自带的数据）"))
     rows["precision"] = f"{precision.name}: {precision.reason}"
     return rows
 

@@ -43,7 +43,7 @@ class ModelChoice:
             "tiny": tr(f"the TINY ERNIE-4.5 SLICE, a stand-in for the chat model {DEFAULT_MODEL} (2 layers, 0.5M "
                        f"parameters, pre-trained and chat-trained ~30 s on this machine)",
                        f"离线替身模型，代替对话模型 {DEFAULT_MODEL}（一个很小的 ERNIE-4.5：2 层，50 万参数，"
-                       f"在本机预训练并做聊天训练约 30 秒）"),
+                       f"在本机预训练并做对话训练约 30 秒）"),
             "tiny-moe": tr("the TINY ERNIE-4.5 MIXTURE-OF-EXPERTS STAND-IN (3 layers, 8 routed experts, top-2)",
                            "MoE 替身模型：一个很小的 ERNIE-4.5 混合专家模型（3 层，8 个路由专家，top-2）"),
             "random-0.3b": tr("a RANDOM-WEIGHT model of ERNIE-4.5-0.3B's full shape (built on this machine)",
@@ -69,9 +69,9 @@ def how_to_reach_the_real_model() -> str:
         f"        import os; os.environ[\"{MODEL_ENV}\"] = \"modelscope\"\n"
         f"  README.md, section 'Reaching the model and data from mainland China', has the details",
         f"\n  若要改用真实模型：\n"
-        f"  - Hub 镜像：在笔记本最上方（“1 · 先导入 Unsloth”之前）插入一个单元格，写入\n"
+        f"  - Hub 镜像：在 notebook 最上方（“1 · 先导入 Unsloth”之前）插入一个单元格，写入\n"
         f"        import os; os.environ[\"HF_ENDPOINT\"] = \"{HF_MIRROR}\"\n"
-        f"    然后重启内核（Colab：运行时 > 重启会话），再从头运行所有单元格。HF_ENDPOINT 只在导入\n"
+        f"    然后重启内核（Colab：代码执行程序 > 重启会话），再从头运行所有单元格。HF_ENDPOINT 只在导入\n"
         f"    huggingface_hub 时读取一次，之后再设置不起作用。\n"
         f"  - 魔搭 ModelScope：先 `pip install modelscope`，然后在同一个顶部单元格里写入\n"
         f"        import os; os.environ[\"{MODEL_ENV}\"] = \"modelscope\"\n"
@@ -90,7 +90,7 @@ def unreachable_reason(hub_id: str) -> str:
         why = tr(f"HF_ENDPOINT={late} was set after huggingface_hub was imported, so downloads still go to "
                  f"{endpoint}, which is not reachable: restart the kernel and set it in the notebook's first cell",
                  f"HF_ENDPOINT={late} 是在导入 huggingface_hub 之后才设置的，下载仍然指向 {endpoint}，"
-                 f"而它无法访问：请重启内核，并在笔记本的第一个单元格里设置它")
+                 f"而它无法访问：请重启内核，并在 notebook 的第一个单元格里设置它")
     elif is_mirror(endpoint):
         why = tr(f"the Hub mirror {endpoint} (HF_ENDPOINT) does not answer for {hub_id}",
                  f"Hub 镜像 {endpoint}（HF_ENDPOINT）没有响应 {hub_id}")
@@ -130,7 +130,7 @@ def from_modelscope(hub_id: str) -> ModelChoice:
             f"modelscope` (in a notebook: `!pip install modelscope`), restart the kernel and run again. Or use a "
             f"Hub mirror instead: HF_ENDPOINT={HF_MIRROR}.",
             f"{MODEL_ENV}=modelscope 需要魔搭 ModelScope 的客户端，但它没有安装：请运行 `pip install modelscope`"
-            f"（在笔记本里：`!pip install modelscope`），重启内核后再运行。也可以改用 Hub 镜像："
+            f"（在 notebook 里：`!pip install modelscope`），重启内核后再运行。也可以改用 Hub 镜像："
             f"HF_ENDPOINT={HF_MIRROR}。")) from error
     folder = work_dir() / "models" / "modelscope" / modelscope_id
     path = snapshot_download(modelscope_id, local_dir=str(folder))
