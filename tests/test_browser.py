@@ -11,8 +11,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import free_port, stop_group, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "en" / "02_lora_configuration.ipynb"
@@ -43,12 +42,6 @@ def browser_tools():
             pytest.fail(message)
         pytest.skip(message)
     return CHROMIUM, CHROMEDRIVER
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get_json(url: str):
@@ -82,16 +75,8 @@ class Lab:
         return f"http://127.0.0.1:{self.port}/{path}{'&' if '?' in path else '?'}token={self.token}"
 
     def wait_until_up(self, seconds: float = 90) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"JupyterLab exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                get_json(self.url("api/status"))
-                return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"JupyterLab did not answer in {seconds} s:\n{self.log.read_text()[-3000:]}")
+        wait_for_server(self.process, lambda: get_json(self.url("api/status")), self.log, "JupyterLab", seconds,
+                        pause=0.3)
 
     def kernel_states(self) -> list[str]:
         return [session["kernel"]["execution_state"] for session in get_json(self.url("api/sessions"))]
@@ -104,18 +89,7 @@ class Lab:
                 urllib.request.urlopen(request, timeout=10).close()
         except OSError:
             pass  # the server no longer answers: stop it below all the same
-        try:
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-                os.killpg(self.process.pid, sig)
-                try:
-                    self.process.wait(wait)
-                    return
-                except subprocess.TimeoutExpired:
-                    continue
-        except ProcessLookupError:
-            pass  # it had exited already
-        finally:
-            self.log_file.close()
+        stop_group(self.process, self.log_file)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,9 @@ imported it long ago (conftest imports unsloth); conftest's HF_HUB_OFFLINE=1 is 
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,14 +18,9 @@ import pytest
 
 from course_lib.ernie import DEFAULT_MODEL
 from course_lib.tiny_ernie import ensure_tiny_ernie
+from processes import free_port, stop_group, wait_for_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Mirror:
@@ -44,30 +36,13 @@ class Mirror:
                                         stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_until_up(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the mirror exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/api/models/{DEFAULT_MODEL}/revision/main", timeout=5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"the mirror did not answer in {seconds} s:\n{self.log.read_text()[-3000:]}")
+        def answers():
+            urllib.request.urlopen(f"{self.endpoint}/api/models/{DEFAULT_MODEL}/revision/main", timeout=5).close()
+
+        wait_for_server(self.process, answers, self.log, "the mirror", seconds, pause=0.2)
 
     def stop(self) -> None:
-        try:
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-                os.killpg(self.process.pid, sig)
-                try:
-                    self.process.wait(wait)
-                    return
-                except subprocess.TimeoutExpired:
-                    continue
-        except ProcessLookupError:
-            pass  # it had exited already
-        finally:
-            self.log_file.close()
+        stop_group(self.process, self.log_file)
 
 
 @pytest.fixture(scope="module")

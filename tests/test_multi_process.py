@@ -10,7 +10,6 @@ is still far below what a different effective batch changes (~5e-4 after 5 steps
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,11 @@ from safetensors.torch import load_file
 
 from course_lib.data import bundled_rows
 from course_lib.tiny_ernie import ensure_tiny_ernie
+from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-6
 STEPS = 5  # the script logs every 5 steps
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def train(tmp: Path, data: Path, name: str, processes: int, batch: int, accumulation: int) -> dict:
