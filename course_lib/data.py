@@ -316,39 +316,51 @@ KINDS = {f.__name__: f for f in [change_from_a_bill, equal_sharing, distance_fro
                                   average, unit_price]}
 
 
-def make_word_problems(n: int, seed: int) -> list[dict]:
-    """`n` distinct problems drawn from `random.Random(seed)`: same seed, same rows.
+def draw_problems(n: int, seed: int, kinds: dict, person, final) -> list[dict]:
+    """`n` distinct problems drawn from `random.Random(seed)`: same seed, same rows. Each row is one of
+    `kinds`, told about `person(rng)` (the words a template fills in) and ending with `final(answer)`.
 
     Rows carry `question`, `answer` and `kind` (the template's name, which the tests use to recompute each
-    answer from the question text); `bundled_rows` drops `kind`.
+    answer from the question text); `split_rows` drops `kind`.
     """
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < n:
-        kind = rng.choice(list(KINDS))
-        name, he, his = rng.choice(NAMES)
-        person = {"name": name, "he": he, "He": he.capitalize(), "his": his}
-        question, steps, value = KINDS[kind](rng, person)
+        kind = rng.choice(list(kinds))
+        question, steps, value = kinds[kind](rng, person(rng))
         if question in seen:
             continue
         seen.add(question)
-        rows.append({"question": question, "answer": "\n".join(steps + [final_line(value)]),
-                     "kind": kind})
+        rows.append({"question": question, "answer": "\n".join(steps + [final(value)]), "kind": kind})
     return rows
+
+
+def english_person(rng) -> dict:
+    name, he, his = rng.choice(NAMES)
+    return {"name": name, "he": he, "He": he.capitalize(), "his": his}
+
+
+def make_word_problems(n: int, seed: int) -> list[dict]:
+    """`n` distinct English problems drawn from `random.Random(seed)` (see `draw_problems`)."""
+    return draw_problems(n, seed, KINDS, english_person, final_line)
+
+
+def split_rows(split: str, make, train: tuple[int, int], heldout: tuple[int, int], spare: int) -> list[dict]:
+    """The `split` of a generated set as orca-math-shaped rows (`question`, `answer`): `make(size, seed)` with
+    the train or held-out (size, seed). Held-out draws `spare` rows more and drops those whose question occurs
+    in train, so it repeats no train question."""
+    check_split(split)
+    rows = make(*train)
+    if split == "heldout":
+        train_questions = {row["question"] for row in rows}
+        size, seed = heldout
+        rows = [row for row in make(size + spare, seed) if row["question"] not in train_questions][:size]
+    return [{"question": row["question"], "answer": row["answer"]} for row in rows]
 
 
 def bundled_rows(split: str = "train") -> list[dict]:
     """The bundled split as orca-math-shaped rows (`question`, `answer`); held-out repeats no train question."""
-    check_split(split)
-    train = make_word_problems(TRAIN_SIZE, TRAIN_SEED)
-    if split == "heldout":
-        train_questions = {row["question"] for row in train}
-        # Draw a few spare rows, because held-out questions that also occur in train are dropped.
-        candidates = make_word_problems(HELDOUT_SIZE + 100, HELDOUT_SEED)
-        rows = [row for row in candidates if row["question"] not in train_questions][:HELDOUT_SIZE]
-    else:
-        rows = train
-    return [{"question": row["question"], "answer": row["answer"]} for row in rows]
+    return split_rows(split, make_word_problems, (TRAIN_SIZE, TRAIN_SEED), (HELDOUT_SIZE, HELDOUT_SEED), spare=100)
 
 
 # A held-out question that repeats a training question measures memory, not skill. Exact repeats are equal

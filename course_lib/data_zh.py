@@ -9,10 +9,9 @@ from the question text alone.
 
 from __future__ import annotations
 
-import random
 from fractions import Fraction
 
-from course_lib.data import plain
+from course_lib.data import draw_problems, plain, split_rows
 
 ZH_TRAIN_SIZE = 500  # rows: a small set, for an exercise, not the course's main data
 ZH_HELDOUT_SIZE = 100  # rows, never seen in training
@@ -28,7 +27,7 @@ def yuan(value) -> str:
     return f"{plain(value)}元"
 
 
-def final_line(value: Fraction) -> str:
+def final_line(value) -> str:
     return f"答案是 {plain(value)}。"
 
 
@@ -180,34 +179,18 @@ KINDS = {f.__name__: f for f in [change_from_a_bill, equal_sharing, distance_fro
                                   share_of_a_class]}
 
 
+def chinese_person(rng) -> dict:
+    name, he = rng.choice(NAMES)
+    return {"name": name, "he": he}
+
+
 def make_chinese_word_problems(n: int, seed: int) -> list[dict]:
-    """`n` distinct Chinese problems drawn from `random.Random(seed)`: same seed, same rows. Rows carry
-    `question`, `answer` and `kind` (which the tests use to recompute each answer); `bundled_chinese_rows`
-    drops `kind`."""
-    rng = random.Random(seed)
-    rows, seen = [], set()
-    while len(rows) < n:
-        kind = rng.choice(list(KINDS))
-        name, he = rng.choice(NAMES)
-        question, steps, value = KINDS[kind](rng, {"name": name, "he": he})
-        if question in seen:
-            continue
-        seen.add(question)
-        rows.append({"question": question, "answer": "\n".join(steps + [final_line(Fraction(value))]),
-                     "kind": kind})
-    return rows
+    """`n` distinct Chinese problems drawn from `random.Random(seed)`, as `course_lib.data.draw_problems` draws
+    the English ones: same seed, same rows, each with its `kind`."""
+    return draw_problems(n, seed, KINDS, chinese_person, final_line)
 
 
 def bundled_chinese_rows(split: str = "train") -> list[dict]:
     """The Chinese set as orca-math-shaped rows (`question`, `answer`); held-out repeats no train question."""
-    if split not in ("train", "heldout"):
-        from course_lib.language import tr
-
-        raise ValueError(tr(f"split={split!r} is not one of ['heldout', 'train']",
-                            f"split={split!r} 不是 ['heldout', 'train'] 之一"))
-    train = make_chinese_word_problems(ZH_TRAIN_SIZE, ZH_TRAIN_SEED)
-    if split == "heldout":
-        taken = {row["question"] for row in train}
-        candidates = make_chinese_word_problems(ZH_HELDOUT_SIZE + 50, ZH_HELDOUT_SEED)
-        train = [row for row in candidates if row["question"] not in taken][:ZH_HELDOUT_SIZE]
-    return [{"question": row["question"], "answer": row["answer"]} for row in train]
+    return split_rows(split, make_chinese_word_problems, (ZH_TRAIN_SIZE, ZH_TRAIN_SEED),
+                      (ZH_HELDOUT_SIZE, ZH_HELDOUT_SEED), spare=50)
