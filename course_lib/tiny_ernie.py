@@ -22,7 +22,6 @@ generation_config is the published one: it stops only at </s> and samples (top_p
 from __future__ import annotations
 
 import random
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -225,10 +224,9 @@ def build_tiny_ernie(folder: Path, shape: str = "tiny", seed: int = 0, pretrain_
                      chat_steps: int = 0) -> Path:
     """Save `make_tiny_ernie` (pre-trained for `pretrain_steps`, then chat-trained for `chat_steps`) into
     `folder`, atomically: a half-written folder is never left behind."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    from course_lib.saving import atomic_folder
+
+    with atomic_folder(folder, required=["config.json", "model.safetensors"]) as staging:
         model, tokenizer = make_tiny_ernie(shape, seed, tokenizer_folder=staging)
         if pretrain_steps:
             pretrain(model, tokenizer, steps=pretrain_steps)
@@ -236,12 +234,7 @@ def build_tiny_ernie(folder: Path, shape: str = "tiny", seed: int = 0, pretrain_
             chat_post_train(model, tokenizer, steps=chat_steps)
         tokenizer.save_pretrained(staging)  # tokenizer.json and its config; tokenizer.model is already there
         model.save_pretrained(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return Path(folder)
 
 
 def ensure_tiny_ernie(shape: str = "tiny") -> Path:

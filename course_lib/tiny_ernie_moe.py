@@ -14,7 +14,6 @@ In transformers 5 a layer's routed experts are two fused 3-D parameters, `mlp.ex
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from course_lib.language import tr
@@ -105,13 +104,11 @@ def build_tiny_ernie_moe(folder: Path, seed: int = 0, pretrain_steps: int = PRET
     pre-trained for `pretrain_steps`. Atomic: a half-written folder is never left behind."""
     from transformers import AutoTokenizer, GenerationConfig
 
+    from course_lib.saving import atomic_folder
     from course_lib.tiny_ernie import ensure_tiny_ernie, pretrain
 
     dense = ensure_tiny_ernie("tiny")
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_folder(folder, required=["config.json", "model.safetensors"]) as staging:
         weights = {"config.json", "generation_config.json"}
         for file in dense.iterdir():  # tokenizer.json / tokenizer.model / chat template, whichever it has
             if file.is_file() and file.name not in weights and not file.name.endswith(".safetensors"):
@@ -122,12 +119,7 @@ def build_tiny_ernie_moe(folder: Path, seed: int = 0, pretrain_steps: int = PRET
         if pretrain_steps:
             pretrain(model, tokenizer, steps=pretrain_steps)
         model.save_pretrained(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return Path(folder)
 
 
 def ensure_tiny_ernie_moe() -> Path:

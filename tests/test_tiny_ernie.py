@@ -183,7 +183,7 @@ def test_round_trip_from_disk_keeps_logits_and_tokenizer_model(slice_in_memory, 
     with torch.no_grad():
         before, after = model.eval()(ids).logits, reloaded.eval()(ids).logits
     assert torch.equal(before, after)
-    assert not list(tmp_path.glob(".slice-*"))  # no staging folder left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["slice"]  # no staging folder left behind
 
 
 def test_unsloth_loads_the_slice_by_path(tmp_path):
