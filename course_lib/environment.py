@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from course_lib.ernie import DEFAULT_MODEL
 from course_lib.language import tr
+from course_lib.platforms import detect as detect_platform
 
 LIBRARIES = ("unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
 PRECISION_ENV = "ERNIE_COURSE_PRECISION"  # fp16 / bf16 / fp32: e.g. train on an A100 as a T4 would
@@ -96,15 +97,6 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def platform_name() -> str:
-    """The hosted notebook this is (course_lib.platforms), which decides where the work folder goes."""
-    from course_lib.platforms import detect
-
-    found = detect()
-    chinese = {"aistudio": "百度 AI Studio", "modelscope": "魔搭 ModelScope Notebook", "local": "本机"}
-    return tr(found.name, chinese.get(found.key, found.name))
-
-
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 HUB_ENDPOINT_ENV = "HF_ENDPOINT"  # huggingface_hub's variable for a mirror, e.g. https://hf-mirror.com in China
 
@@ -186,7 +178,7 @@ def environment_report(check_hub: bool = True) -> dict[str, str]:
                   f"显存 {card.memory_gib:.1f} GiB）") if card else tr("none (CPU only)", "无（只有 CPU）"),
         **library_versions(),
         "unsloth backend": unsloth_backend(),
-        "platform": platform_name(),
+        "platform": detect_platform().shown(),
     }
     if check_hub:
         rows["hugging face hub"] = (tr("reachable", "可以访问") if hub_reachable() else

@@ -19,13 +19,22 @@ class Platform:
     key: str  # "colab", "kaggle", "aistudio", "modelscope" or "local"
     name: str  # as the platform calls itself
     kept: Path | None  # a folder whose files outlive the session (None: this machine decides)
+    name_zh: str = ""  # its name in the Chinese edition, when that differs
+
+    def shown(self) -> str:
+        """Its name in the language the course speaks."""
+        from course_lib.language import tr
+
+        return tr(self.name, self.name_zh or self.name)
 
 
 COLAB = Platform("colab", "Google Colab", Path("/content"))  # visible in its file browser; gone with the runtime
 KAGGLE = Platform("kaggle", "Kaggle", Path("/kaggle/working"))  # saved as the notebook's output with a version
-AISTUDIO = Platform("aistudio", "Baidu AI Studio", Path("/home/aistudio"))  # the project's folder, kept
-MODELSCOPE = Platform("modelscope", "ModelScope Notebook", Path("/mnt/workspace"))  # the instance's kept disk
-LOCAL = Platform("local", "this machine", None)
+# the project's folder, kept
+AISTUDIO = Platform("aistudio", "Baidu AI Studio", Path("/home/aistudio"), "百度 AI Studio")
+# the instance's kept disk
+MODELSCOPE = Platform("modelscope", "ModelScope Notebook", Path("/mnt/workspace"), "魔搭 ModelScope Notebook")
+LOCAL = Platform("local", "this machine", None, "本机")
 
 
 def detect(environ=None, modules=None, exists=None) -> Platform:
